@@ -1,0 +1,127 @@
+"""Engines and migrations: the packaged Alembic scripts create the schema the store uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from workers import db
+from workers.errors import DatabaseNotMigrated, StoreError
+from workers.subscriptions import metadata
+
+pytestmark = pytest.mark.integration
+
+
+def test_migrate_applies_every_revision_once_then_nothing(database_url: str) -> None:
+    assert db.migrate(database_url) == [db.head_revision()] == ["0001"]
+    assert db.migrate(database_url) == []
+
+
+def test_migrate_needs_no_alembic_ini_in_the_working_directory(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    assert db.migrate(database_url) == ["0001"]
+
+
+def test_the_migrated_schema_matches_the_table_the_store_queries(database_url: str) -> None:
+    db.migrate(database_url)
+    engine = db.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            differences = compare_metadata(context, metadata)
+    finally:
+        engine.dispose()
+
+    assert differences == []
+
+
+def test_ensure_migrated_tells_to_run_setup_on_an_empty_database(database_url: str) -> None:
+    engine = db.create_engine(database_url)
+    try:
+        with pytest.raises(DatabaseNotMigrated) as caught:
+            db.ensure_migrated(engine)
+    finally:
+        engine.dispose()
+
+    assert str(caught.value) == "database is not migrated to the current schema: run `hookline setup`"
+
+
+def test_ensure_migrated_passes_once_migrated_with_a_single_query(database_url: str) -> None:
+    db.migrate(database_url)
+    engine = db.create_engine(database_url)
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    try:
+        db.ensure_migrated(engine)
+    finally:
+        engine.dispose()
+
+    assert [sql for sql in statements if sql != "BEGIN"] == ["SELECT version_num FROM alembic_version"]
+
+
+def test_ensure_migrated_refuses_a_schema_newer_than_this_code(database_url: str) -> None:
+    db.migrate(database_url)
+    engine = db.create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+        with pytest.raises(DatabaseNotMigrated, match="'9999' is unknown to this version of hookline"):
+            db.ensure_migrated(engine)
+    finally:
+        engine.dispose()
+
+
+def test_a_plain_postgresql_url_is_served_by_psycopg_3(postgres_url: str) -> None:
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+    assert db.migrate(plain) == ["0001"]
+    assert db.create_engine(plain).dialect.driver == "psycopg"
+
+
+def test_migrate_reports_an_unreachable_database_without_its_password() -> None:
+    with pytest.raises(StoreError, match="cannot migrate") as caught:
+        db.migrate("postgresql://hookline:hunter2@127.0.0.1:1/hookline")
+
+    assert "hunter2" not in str(caught.value)
+    assert "127.0.0.1" in str(caught.value)
+
+
+def test_a_sqlite_engine_writes_ahead_and_waits_for_locks(sqlite_url: str) -> None:
+    engine = db.create_engine(sqlite_url)
+    try:
+        with engine.connect() as connection:
+            journal = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+            busy_ms = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+    finally:
+        engine.dispose()
+
+    assert journal == "wal"
+    assert busy_ms == db.SQLITE_BUSY_TIMEOUT_SECONDS * 1000
+
+
+def test_a_failed_sqlite_migration_leaves_no_half_created_schema(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fail after the DDL, when Alembic records the version: the table must vanish with the rollback.
+    def fail(*args: object, **kwargs: object) -> None:
+        raise sa.exc.OperationalError("UPDATE alembic_version", {}, Exception("disk full"))
+
+    monkeypatch.setattr("alembic.runtime.migration.HeadMaintainer.update_to_step", fail)
+
+    with pytest.raises(StoreError, match="disk full"):
+        db.migrate(sqlite_url)
+
+    engine = db.create_engine(sqlite_url)
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()

@@ -1,0 +1,179 @@
+"""``hookline subscriptions``: add, list, show, enable, disable, remove and rotate secrets.
+
+Store errors (unknown id, invalid URL, pattern or secret, unmigrated database)
+propagate as StoreError; the ``hookline`` root prints them as one line and exits 1.
+Secrets are printed only by ``add``, ``rotate-secret`` and ``show --show-secret``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import click
+
+from producer.settings import load
+from workers.cli.output import json_option, print_json, print_record, print_table
+from workers.db import create_engine, ensure_migrated
+from workers.settings import Settings
+from workers.subscriptions import Subscription, SubscriptionStore
+
+LIST_COLUMNS = ("id", "url", "events", "enabled", "description")
+SAVE_IT_NOW = (
+    "Give this secret to the receiver now: other commands mask it "
+    "(`hookline subscriptions show ID --show-secret` prints it again)."
+)
+
+
+@contextmanager
+def _open_store(settings: Settings | None = None) -> Iterator[SubscriptionStore]:
+    """A store on the configured database, after checking its schema once."""
+    engine = create_engine((settings or load(Settings)).database_url)
+    try:
+        ensure_migrated(engine)
+        yield SubscriptionStore(engine)
+    finally:
+        engine.dispose()
+
+
+@click.group()
+def subscriptions() -> None:
+    """Manage webhook subscriptions."""
+
+
+@subscriptions.command()
+@click.option("--url", required=True, help="Where to POST webhooks (http or https).")
+@click.option(
+    "--event",
+    "events",
+    required=True,
+    multiple=True,
+    metavar="PATTERN",
+    help="Event type pattern: order.created, order.*, order.# or #. Repeat for more.",
+)
+@click.option("--secret", default=None, metavar="whsec_...", help="Signing secret; generated if omitted.")
+@click.option("--description", default="", help="Free text for operators.")
+@json_option
+def add(url: str, events: tuple[str, ...], secret: str | None, description: str, as_json: bool) -> None:
+    """Subscribe URL to events; prints the signing secret this one time."""
+    with _open_store() as store:
+        subscription = store.add(url, events, secret=secret, description=description)
+    if as_json:
+        print_json(subscription.to_record(show_secret=True))
+        click.echo(SAVE_IT_NOW, err=True)
+        return
+    click.echo(f"Added subscription {subscription.id}.")
+    print_record(subscription.to_record(show_secret=True))
+    click.echo(SAVE_IT_NOW)
+
+
+@subscriptions.command("list")
+@click.option("--enabled/--disabled", "enabled", default=None, help="Only enabled, or only disabled ones.")
+@json_option
+def list_(enabled: bool | None, as_json: bool) -> None:
+    """List subscriptions, oldest first (secrets are never shown)."""
+    with _open_store() as store:
+        found = store.list(enabled=enabled)
+    if as_json:
+        print_json([subscription.to_record(show_secret=False) for subscription in found])
+    elif not found:
+        click.echo("No subscriptions.")
+    else:
+        print_table([_list_row(subscription) for subscription in found], LIST_COLUMNS)
+
+
+def _list_row(subscription: Subscription) -> dict[str, object]:
+    return {
+        "id": subscription.id,
+        "url": subscription.url,
+        "events": subscription.event_patterns,
+        "enabled": subscription.enabled,
+        "description": subscription.description,
+    }
+
+
+@subscriptions.command()
+@click.argument("subscription_id", metavar="ID")
+@click.option("--show-secret", is_flag=True, help="Print the secrets instead of masking them.")
+@json_option
+def show(subscription_id: str, show_secret: bool, as_json: bool) -> None:
+    """Show one subscription."""
+    with _open_store() as store:
+        subscription = store.get(subscription_id)
+    _print(subscription, as_json=as_json, show_secret=show_secret)
+
+
+@subscriptions.command()
+@click.argument("subscription_id", metavar="ID")
+@json_option
+def enable(subscription_id: str, as_json: bool) -> None:
+    """Resume deliveries to a subscription."""
+    with _open_store() as store:
+        subscription = store.set_enabled(subscription_id, True)
+    _print(subscription, as_json=as_json)
+
+
+@subscriptions.command()
+@click.argument("subscription_id", metavar="ID")
+@json_option
+def disable(subscription_id: str, as_json: bool) -> None:
+    """Stop deliveries to a subscription; events meanwhile are not delivered to it."""
+    with _open_store() as store:
+        subscription = store.set_enabled(subscription_id, False)
+    _print(subscription, as_json=as_json)
+
+
+@subscriptions.command()
+@click.argument("subscription_id", metavar="ID")
+@json_option
+def remove(subscription_id: str, as_json: bool) -> None:
+    """Delete a subscription."""
+    with _open_store() as store:
+        store.remove(subscription_id)
+    if as_json:
+        print_json({"id": subscription_id, "removed": True})
+    else:
+        click.echo(f"Removed subscription {subscription_id}.")
+
+
+@subscriptions.command("rotate-secret")
+@click.argument("subscription_id", metavar="ID")
+@click.option("--secret", default=None, metavar="whsec_...", help="The new secret; generated if omitted.")
+@click.option(
+    "--grace",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="How long the old secret stays valid [default: HOOKLINE_SECRET_ROTATION_GRACE_SECONDS].",
+)
+@json_option
+def rotate_secret(subscription_id: str, secret: str | None, grace: int | None, as_json: bool) -> None:
+    """Replace the signing secret; webhooks carry both signatures during the grace period."""
+    settings = load(Settings)
+    seconds = settings.secret_rotation_grace_seconds if grace is None else grace
+    with _open_store(settings) as store:
+        subscription = store.rotate_secret(
+            subscription_id, new_secret=secret, grace=timedelta(seconds=seconds)
+        )
+    # The new secret is shown, never the old one: the receiver already has that.
+    record = subscription.to_record(show_secret=False)
+    record["secret"] = subscription.secret
+    if as_json:
+        print_json(record)
+        return
+    click.echo(f"New secret for {subscription.id}: {subscription.secret}")
+    expires_at = subscription.previous_secret_expires_at
+    if expires_at is None:
+        click.echo("The old secret is no longer valid (no grace period).")
+    else:
+        click.echo(f"The old secret stays valid until {expires_at.isoformat(timespec='seconds')}.")
+    click.echo(SAVE_IT_NOW)
+
+
+def _print(subscription: Subscription, *, as_json: bool, show_secret: bool = False) -> None:
+    record = subscription.to_record(show_secret=show_secret)
+    if as_json:
+        print_json(record)
+    else:
+        print_record(record)

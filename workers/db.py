@@ -1,0 +1,199 @@
+"""Database engines and schema migrations for the subscription store.
+
+SQLite suits a single host (several worker processes share one file);
+PostgreSQL suits everything else. Migrations are Alembic scripts shipped
+inside the package, so ``hookline setup`` works from an installed wheel with no
+``alembic.ini``.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
+
+from workers.errors import DatabaseNotMigrated, StoreError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+NOT_MIGRATED = "database is not migrated to the current schema: run `hookline setup`"
+SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
+
+
+def normalize_url(url: str | URL) -> URL:
+    """The URL as SQLAlchemy should see it: plain ``postgresql://`` means psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def mask_url(url: str | URL) -> str:
+    """The URL with its password replaced by ``***``, safe for messages and logs."""
+    try:
+        return normalize_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparseable database URL>"
+
+
+def create_engine(url: str | URL) -> Engine:
+    """An engine safe to share between threads, for SQLite or PostgreSQL."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    return sa.create_engine(
+        parsed,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS},
+    )
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    engine = sa.create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+    )
+    sa.event.listen(engine, "connect", _configure_sqlite_connection)
+    sa.event.listen(engine, "begin", _begin_sqlite_transaction)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    # Take transactions away from the sqlite3 module, which would otherwise run
+    # DDL outside them (a half-applied migration) and begin them late; see
+    # _begin_sqlite_transaction. WAL lets readers proceed while one process
+    # writes, and survives in the file, so setting it on every connect is cheap.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _begin_sqlite_transaction(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A ``timestamptz`` that refuses naive datetimes and always returns aware UTC ones.
+
+    SQLite has no time zone type and PostgreSQL answers in the session's time
+    zone; either way the store hands out UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002 - TypeDecorator's signature
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where a time zone is required")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002 - TypeDecorator's signature
+        if value is None:
+            return None
+        if value.tzinfo is None:  # SQLite stores what was bound: UTC without an offset
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def alembic_config(url: str | URL | None = None) -> Config:
+    """An Alembic configuration pointing at the migrations inside this package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if url is not None:
+        # ConfigParser interpolation would choke on a %-escaped password.
+        rendered = normalize_url(url).render_as_string(hide_password=False)
+        config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    return config
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest schema revision this code knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships migrations
+        raise StoreError("no database migrations found in the package")
+    return head
+
+
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset(revision.revision for revision in script.walk_revisions())
+
+
+def migrate(url: str | URL) -> list[str]:
+    """Upgrade the database at ``url`` to the newest schema; return the revisions applied, oldest first."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            before = _current_revision(connection)
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except CommandError as exc:
+        raise StoreError(f"cannot migrate {mask_url(url)}: {exc}") from exc
+    except sa.exc.DBAPIError as exc:
+        raise StoreError(f"cannot migrate {mask_url(url)}: {describe_error(exc)}") from exc
+    finally:
+        engine.dispose()
+    script = ScriptDirectory.from_config(alembic_config())
+    applied = [revision.revision for revision in script.iterate_revisions("head", before)]
+    return list(reversed(applied))
+
+
+def _current_revision(connection: Connection) -> str | None:
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def ensure_migrated(engine: Engine) -> None:
+    """Raise DatabaseNotMigrated unless the schema is at :func:`head_revision` (one query)."""
+    try:
+        with engine.connect() as connection:
+            versions = _read_versions(connection)
+    except sa.exc.DBAPIError as exc:
+        raise StoreError(f"cannot read the database {mask_url(engine.url)}: {describe_error(exc)}") from exc
+    if versions == [head_revision()]:
+        return
+    unknown = [version for version in versions if version not in _known_revisions()]
+    if unknown:
+        raise DatabaseNotMigrated(
+            f"database schema revision {unknown[0]!r} is unknown to this version of hookline: "
+            "upgrade hookline, or check HOOKLINE_DATABASE_URL"
+        )
+    raise DatabaseNotMigrated(NOT_MIGRATED)
+
+
+def _read_versions(connection: Connection) -> list[str]:
+    try:
+        return list(connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+    except sa.exc.DBAPIError:
+        # Only now pay for a second query, to tell "never migrated" from a real failure.
+        connection.rollback()
+        if sa.inspect(connection).has_table("alembic_version"):
+            raise
+        return []
+
+
+def describe_error(exc: sa.exc.DBAPIError) -> str:
+    """The driver's one-line reason, without the SQL, its parameters or PostgreSQL's DETAIL.
+
+    Parameters and DETAIL lines can hold row values, secrets among them.
+    """
+    lines = str(exc.orig).strip().splitlines()
+    return lines[0] if lines else type(exc.orig).__name__

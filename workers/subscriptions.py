@@ -1,0 +1,310 @@
+"""Subscriptions: where to POST which events, signed with which secret.
+
+The store validates everything before writing anything, and every write is a
+single SQL statement, so concurrent writers (several CLI calls, several worker
+processes sharing a SQLite file) never interleave half-done changes.
+
+Secret rotation keeps one previous secret: the new one becomes current at
+once, the old one stays valid until ``previous_secret_expires_at``, and while
+both are active the workers sign every webhook with both.
+"""
+
+from __future__ import annotations
+
+import builtins
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection, Engine
+
+from workers.db import UTCDateTime, describe_error
+from workers.errors import InvalidSubscription, StoreError, SubscriptionNotFound
+from workers.patterns import validate_pattern
+from workers.signing import generate_secret, secret_key
+
+ID_PREFIX = "sub_"
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # lowercase base32
+_ID_LENGTH = 20
+MAX_URL_LENGTH = 2048
+MAX_DESCRIPTION_LENGTH = 1000
+MASKED_SECRET = "whsec_…"  # noqa: S105 - the placeholder printed instead of a secret
+
+metadata = sa.MetaData()
+
+# Mirrors migration 0001; tests/integration/test_migrations.py checks the two agree.
+subscriptions_table = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", sa.Text(), primary_key=True),
+    sa.Column("url", sa.Text(), nullable=False),
+    sa.Column("event_patterns", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+    sa.Column("secret", sa.Text(), nullable=False),
+    sa.Column("previous_secret", sa.Text(), nullable=True),
+    sa.Column("previous_secret_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("description", sa.Text(), nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime(), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", UTCDateTime(), nullable=False, server_default=sa.func.now()),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One subscription as stored. Its repr leaves the secrets out, so logging one is safe."""
+
+    id: str
+    url: str
+    event_patterns: tuple[str, ...]
+    secret: str = field(repr=False)
+    previous_secret: str | None = field(repr=False)
+    previous_secret_expires_at: datetime | None
+    enabled: bool
+    description: str
+    created_at: datetime
+    updated_at: datetime
+
+    def active_secrets(self, now: datetime) -> tuple[str, ...]:
+        """The secrets to sign with at ``now``: the current one, then the previous one until it expires."""
+        if self.is_rotating(now):
+            assert self.previous_secret is not None  # noqa: S101 - is_rotating checked it; narrows for mypy
+            return (self.secret, self.previous_secret)
+        return (self.secret,)
+
+    def is_rotating(self, now: datetime) -> bool:
+        """Whether the previous secret is still valid at ``now``."""
+        expires_at = self.previous_secret_expires_at
+        return self.previous_secret is not None and expires_at is not None and now < expires_at
+
+    def to_record(self, *, show_secret: bool, now: datetime | None = None) -> dict[str, Any]:
+        """The fields as a plain dict for printing; secrets are masked unless ``show_secret``."""
+        rotating = self.is_rotating(now or datetime.now(UTC))
+        return {
+            "id": self.id,
+            "url": self.url,
+            "event_patterns": list(self.event_patterns),
+            "enabled": self.enabled,
+            "description": self.description,
+            "secret": self.secret if show_secret else MASKED_SECRET,
+            "previous_secret": _shown(self.previous_secret, show_secret) if rotating else None,
+            "previous_secret_expires_at": self.previous_secret_expires_at if rotating else None,
+            "rotating": rotating,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+def _shown(secret: str | None, show_secret: bool) -> str | None:
+    if secret is None or show_secret:
+        return secret
+    return MASKED_SECRET
+
+
+def validate_url(url: str) -> str:
+    """Return ``url`` if it is an http(s) URL with a host and no credentials; raise InvalidSubscription."""
+    # Messages never repeat the URL: its query string may carry a token.
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidSubscription(f"URL is longer than {MAX_URL_LENGTH} characters")
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise InvalidSubscription("URL must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - evaluated for its ValueError on a malformed port
+    except ValueError as exc:
+        raise InvalidSubscription(f"URL is malformed: {exc}") from exc
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidSubscription("URL must start with http:// or https://")
+    if "@" in parts.netloc:
+        raise InvalidSubscription(
+            "URL must not contain credentials (user:password@): receivers verify the signature instead"
+        )
+    if not parts.hostname:
+        raise InvalidSubscription("URL must name a host")
+    return url
+
+
+def validate_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
+    """The valid patterns with duplicates removed, first occurrence kept; at least one is required."""
+    if isinstance(patterns, str):
+        raise InvalidSubscription("event patterns must be a list of patterns, not one string")
+    unique = tuple(dict.fromkeys(validate_pattern(pattern) for pattern in patterns))
+    if not unique:
+        raise InvalidSubscription("a subscription needs at least one event pattern")
+    return unique
+
+
+def validate_secret(secret: str) -> str:
+    secret_key(secret)
+    return secret
+
+
+def validate_description(description: str) -> str:
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        raise InvalidSubscription(f"description is longer than {MAX_DESCRIPTION_LENGTH} characters")
+    return description
+
+
+def new_subscription_id() -> str:
+    return ID_PREFIX + "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SubscriptionStore:
+    """Subscriptions in the database behind ``engine`` (SQLAlchemy Core, no ORM).
+
+    Methods assume the schema is current; callers check once with
+    :func:`workers.db.ensure_migrated`. Database failures surface as StoreError.
+    """
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def add(
+        self,
+        url: str,
+        event_patterns: Sequence[str],
+        *,
+        secret: str | None = None,
+        description: str = "",
+    ) -> Subscription:
+        """Create an enabled subscription; its secret is generated unless given."""
+        now = self._now()
+        subscription = Subscription(
+            id=new_subscription_id(),
+            url=validate_url(url),
+            event_patterns=validate_patterns(event_patterns),
+            secret=generate_secret() if secret is None else validate_secret(secret),
+            previous_secret=None,
+            previous_secret_expires_at=None,
+            enabled=True,
+            description=validate_description(description),
+            created_at=now,
+            updated_at=now,
+        )
+        values = _row_values(subscription)
+        with self._transaction() as connection:
+            connection.execute(sa.insert(subscriptions_table).values(**values))
+        return subscription
+
+    def get(self, subscription_id: str) -> Subscription:
+        query = sa.select(subscriptions_table).where(subscriptions_table.c.id == subscription_id)
+        with self._transaction() as connection:
+            row = connection.execute(query).mappings().first()
+        if row is None:
+            raise _not_found(subscription_id)
+        return _from_row(row)
+
+    def list(self, *, enabled: bool | None = None) -> builtins.list[Subscription]:
+        """Subscriptions oldest first, optionally only the enabled or the disabled ones."""
+        query = sa.select(subscriptions_table)
+        if enabled is not None:
+            query = query.where(subscriptions_table.c.enabled == enabled)
+        return self._select_all(query)
+
+    def load_all(self) -> builtins.list[Subscription]:
+        """Every subscription, in one SELECT: the workers' cache calls this every few seconds."""
+        return self._select_all(sa.select(subscriptions_table))
+
+    def set_enabled(self, subscription_id: str, enabled: bool) -> Subscription:
+        return self._update(subscription_id, enabled=enabled)
+
+    def remove(self, subscription_id: str) -> None:
+        statement = sa.delete(subscriptions_table).where(subscriptions_table.c.id == subscription_id)
+        with self._transaction() as connection:
+            deleted = connection.execute(statement).rowcount
+        if deleted == 0:
+            raise _not_found(subscription_id)
+
+    def rotate_secret(
+        self, subscription_id: str, *, new_secret: str | None = None, grace: timedelta
+    ) -> Subscription:
+        """Make a new secret current; the old one stays valid for ``grace`` (zero drops it at once).
+
+        Only one previous secret is kept: rotating again during a grace period
+        ends the older secret's validity immediately.
+        """
+        if grace < timedelta(0):
+            raise InvalidSubscription("the grace period must not be negative")
+        secret = generate_secret() if new_secret is None else validate_secret(new_secret)
+        keep_old = grace > timedelta(0)
+        # The right-hand sides see the row as it was, so the old secret moves in the same statement.
+        return self._update(
+            subscription_id,
+            secret=secret,
+            previous_secret=subscriptions_table.c.secret if keep_old else None,
+            previous_secret_expires_at=self._now() + grace if keep_old else None,
+        )
+
+    def _now(self) -> datetime:
+        # Normalised here so that what add() returns equals what get() reads back.
+        return self._clock().astimezone(UTC)
+
+    def _update(self, subscription_id: str, **values: Any) -> Subscription:
+        statement = (
+            sa.update(subscriptions_table)
+            .where(subscriptions_table.c.id == subscription_id)
+            .values(**values, updated_at=self._now())
+            .returning(*subscriptions_table.c)
+        )
+        with self._transaction() as connection:
+            row = connection.execute(statement).mappings().first()
+        if row is None:
+            raise _not_found(subscription_id)
+        return _from_row(row)
+
+    def _select_all(self, query: sa.Select[Any]) -> builtins.list[Subscription]:
+        query = query.order_by(subscriptions_table.c.created_at, subscriptions_table.c.id)
+        with self._transaction() as connection:
+            return [_from_row(row) for row in connection.execute(query).mappings()]
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as connection:
+                yield connection
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"subscription store: {describe_error(exc)}") from exc
+
+
+def _not_found(subscription_id: str) -> SubscriptionNotFound:
+    return SubscriptionNotFound(f"no subscription with id {subscription_id[:100]!r}")
+
+
+def _row_values(subscription: Subscription) -> dict[str, Any]:
+    return {
+        "id": subscription.id,
+        "url": subscription.url,
+        "event_patterns": list(subscription.event_patterns),
+        "secret": subscription.secret,
+        "previous_secret": subscription.previous_secret,
+        "previous_secret_expires_at": subscription.previous_secret_expires_at,
+        "enabled": subscription.enabled,
+        "description": subscription.description,
+        "created_at": subscription.created_at,
+        "updated_at": subscription.updated_at,
+    }
+
+
+def _from_row(row: sa.RowMapping) -> Subscription:
+    return Subscription(
+        id=row["id"],
+        url=row["url"],
+        event_patterns=tuple(row["event_patterns"]),
+        secret=row["secret"],
+        previous_secret=row["previous_secret"],
+        previous_secret_expires_at=row["previous_secret_expires_at"],
+        enabled=bool(row["enabled"]),
+        description=row["description"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
