@@ -15,6 +15,7 @@
           │    ├── ConnectFailure        reason "connect"
           │    ├── DnsFailure            reason "dns"
           │    ├── TlsFailure            reason "tls"
+          │    ├── RedirectNotFollowed   reason "redirect" (any 3xx; .location says where)
           │    └── RetryableHttpStatus   reason "http_status" (5xx, 408, 429, most 4xx)
           └── PermanentDeliveryFailure   another attempt would fail the same way
                └── EndpointGone          reason "http_status", 410 Gone
@@ -88,6 +89,16 @@ class DnsFailure(RetryableDeliveryFailure):
 
 class TlsFailure(RetryableDeliveryFailure):
     reason = "tls"
+
+
+class RedirectNotFollowed(RetryableDeliveryFailure):
+    """A 3xx answer: redirects are never followed, the endpoint's URL must be fixed."""
+
+    reason = "redirect"
+
+    def __init__(self, message: str, *, status: int | None = None, location: str | None = None) -> None:
+        super().__init__(message, status=status)
+        self.location = location
 
 
 class RetryableHttpStatus(RetryableDeliveryFailure):

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from workers.errors import InvalidSubscription
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the spec's public prefix, not a secret
 MIN_SECRET_BYTES = 24
 MAX_SECRET_BYTES = 64
 DEFAULT_SECRET_BYTES = 32

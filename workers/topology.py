@@ -23,12 +23,14 @@ match (a mismatch is a PRECONDITION_FAILED channel error).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+import pika.exceptions
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.errors import ConnectionClosed
 
-    from workers.settings import Settings
+from producer.settings import redacted_url
+from workers.errors import TopologyError
+from workers.settings import Settings
 
 ALL_EVENTS = "#"
 
@@ -74,3 +76,26 @@ def declare(broker: RabbitmqBroker, topology: Topology) -> None:
     channel.exchange_declare(topology.exchange, exchange_type="topic", durable=True)
     channel.queue_declare(topology.invalid_events_queue, durable=True)
     channel.queue_bind(topology.events_queue, topology.exchange, routing_key=ALL_EVENTS)
+
+
+def innermost(exc: BaseException) -> str:
+    """The root reason of a pika/dramatiq connection error, which nest the real one in args or .exception."""
+    while True:
+        inner = getattr(exc, "exception", None) or (exc.args[0] if exc.args else None)
+        if not isinstance(inner, BaseException):
+            return str(exc) or type(exc).__name__
+        exc = inner
+
+
+def ensure(settings: Settings) -> Topology:
+    """Connect, declare everything, disconnect; TopologyError says why if it cannot."""
+    topology = Topology.from_settings(settings)
+    broker = RabbitmqBroker(url=settings.amqp_url, middleware=[])
+    try:
+        declare(broker, topology)
+    except (ConnectionClosed, pika.exceptions.AMQPError) as exc:
+        where = redacted_url(settings.amqp_url)
+        raise TopologyError(f"cannot declare exchange and queues on {where}: {innermost(exc)}") from exc
+    finally:
+        broker.close()
+    return topology

@@ -1,0 +1,178 @@
+"""``hookline worker`` and ``hookline setup`` as an operator runs them, on the real broker."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pika
+import pytest
+from support.processes import Worker, messages, run_hookline, run_json, wait_until
+from support.receiver import Receiver, receiver
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def hook_receiver() -> Iterator[Receiver]:
+    with receiver() as recorder:
+        yield recorder
+
+
+@pytest.fixture
+def ready(hookline_env: dict[str, str]) -> dict[str, str]:
+    """An environment after `hookline setup`."""
+    run_hookline(hookline_env, "setup")
+    return hookline_env
+
+
+@pytest.fixture
+def workers(ready: dict[str, str], tmp_path: Path) -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.kill()
+
+
+def start_worker(env: dict[str, str], workers: list[Worker], log: Path, *args: str) -> Worker:
+    worker = Worker(env, log, *args)
+    workers.append(worker)
+    return worker.start([f"{env['HOOKLINE_QUEUE_PREFIX']}.events"])
+
+
+def publish(env: dict[str, str], event_type: str = "order.created", count: int = 1) -> list[str]:
+    connection = pika.BlockingConnection(pika.URLParameters(env["HOOKLINE_AMQP_URL"]))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    ids = []
+    for n in range(count):
+        event_id = f"evt_{uuid.uuid4().hex}"
+        body = {
+            "id": event_id,
+            "type": event_type,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "data": {"n": n},
+        }
+        channel.basic_publish(
+            env["HOOKLINE_EXCHANGE"],
+            event_type,
+            json.dumps(body).encode(),
+            pika.BasicProperties(delivery_mode=2),
+            mandatory=True,
+        )
+        ids.append(event_id)
+    connection.close()
+    return ids
+
+
+def ids_received(recorder: Receiver, path: str) -> set[str]:
+    return {request.headers["webhook-id"] for request in recorder.on(path)}
+
+
+def test_sigterm_lets_in_flight_deliveries_finish_and_loses_nothing(
+    ready: dict[str, str], hook_receiver: Receiver, workers: list[Worker], tmp_path: Path
+) -> None:
+    def slowly(_: object) -> int:
+        time.sleep(0.5)
+        return 200
+
+    hook_receiver.respond = slowly
+    run_json(ready, "subscriptions", "add", "--url", f"{hook_receiver.url}/slow", "--event", "#")
+    published = set(publish(ready, count=30))
+    first = start_worker(ready, workers, tmp_path / "first.log")
+    wait_until(lambda: len(hook_receiver.on("/slow")) >= 4, timeout=30, what="first deliveries")
+
+    assert first.terminate() == 0
+    stopped_with = ids_received(hook_receiver, "/slow")
+    assert len(stopped_with) < len(published), "the test needs deliveries left when the worker stops"
+
+    start_worker(ready, workers, tmp_path / "second.log")
+    wait_until(
+        lambda: ids_received(hook_receiver, "/slow") >= published,
+        timeout=60,
+        what="every event delivered after the restart",
+    )
+    assert ids_received(hook_receiver, "/slow") == published
+
+
+def test_a_failed_delivery_is_parked_in_the_deliveries_dead_letter_queue(
+    ready: dict[str, str], hook_receiver: Receiver, workers: list[Worker], tmp_path: Path
+) -> None:
+    hook_receiver.respond = lambda _: 503
+    run_json(ready, "subscriptions", "add", "--url", f"{hook_receiver.url}/down", "--event", "order.created")
+    start_worker(ready, workers, tmp_path / "worker.log")
+    publish(ready)
+    dead_letters = f"{ready['HOOKLINE_QUEUE_PREFIX']}.deliveries.XQ"
+    wait_until(
+        lambda: messages(ready["HOOKLINE_AMQP_URL"], dead_letters) == 1,
+        timeout=30,
+        what="the failed delivery in the dead-letter queue",
+    )
+    assert len(hook_receiver.on("/down")) == 1
+
+
+def test_subscription_changes_reach_a_running_worker_within_seconds(
+    ready: dict[str, str], hook_receiver: Receiver, workers: list[Worker], tmp_path: Path
+) -> None:
+    start_worker(ready, workers, tmp_path / "worker.log")
+    added = run_json(
+        ready, "subscriptions", "add", "--url", f"{hook_receiver.url}/late", "--event", "order.*"
+    )
+    time.sleep(2)  # HOOKLINE_SUBSCRIPTION_REFRESH_SECONDS is 0.5 in tests
+    first = set(publish(ready))
+    wait_until(lambda: ids_received(hook_receiver, "/late") == first, timeout=30, what="the new subscription")
+
+    run_json(ready, "subscriptions", "disable", added["id"])
+    time.sleep(2)
+    publish(ready)
+    run_json(ready, "subscriptions", "enable", added["id"])
+    time.sleep(2)
+    third = set(publish(ready))
+    wait_until(
+        lambda: ids_received(hook_receiver, "/late") == first | third,
+        timeout=30,
+        what="delivery after re-enabling",
+    )
+    assert ids_received(hook_receiver, "/late") == first | third
+
+
+def test_setup_is_idempotent(ready: dict[str, str]) -> None:
+    again = run_json(ready, "setup")
+    assert again["migrations_applied"] == []
+    assert again["exchange"] == ready["HOOKLINE_EXCHANGE"]
+
+
+def test_before_setup_the_exchange_is_missing_and_a_publish_fails_loudly(
+    hookline_env: dict[str, str], amqp_connection: pika.BlockingConnection
+) -> None:
+    channel = amqp_connection.channel()
+    channel.confirm_delivery()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as caught:
+        channel.basic_publish(hookline_env["HOOKLINE_EXCHANGE"], "order.created", b"{}", mandatory=True)
+    assert caught.value.reply_code == 404
+
+
+def test_worker_on_an_unmigrated_database_says_to_run_setup(hookline_env: dict[str, str]) -> None:
+    result = run_hookline(hookline_env, "worker", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "hookline setup" in result.stderr
+
+
+def test_worker_with_a_wrong_setting_fails_with_one_line_naming_it(hookline_env: dict[str, str]) -> None:
+    result = run_hookline({**hookline_env, "HOOKLINE_HTTP_TIMEOUT": "soon"}, "worker", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "HOOKLINE_HTTP_TIMEOUT" in result.stderr
+
+
+def test_worker_without_a_broker_fails_with_one_line_and_no_password(ready: dict[str, str]) -> None:
+    env = {**ready, "HOOKLINE_AMQP_URL": "amqp://guest:hunter2@127.0.0.1:1/%2F"}
+    result = run_hookline(env, "worker", check=False)
+    assert result.returncode == 1
+    assert "cannot declare" in result.stderr
+    assert "hunter2" not in result.stderr

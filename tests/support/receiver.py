@@ -1,0 +1,54 @@
+"""A webhook receiver on loopback that records what it gets, verified with standardwebhooks."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from werkzeug import Request, Response
+from werkzeug.serving import BaseWSGIServer, make_server
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    url: str
+    requests: list[Received] = field(default_factory=list)
+    respond: Callable[[Received], int] = lambda _: 200
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on(self, path: str) -> list[Received]:
+        with self.lock:
+            return [request for request in self.requests if request.path == path]
+
+    def __call__(self, environ: dict[str, object], start_response: Callable[..., object]) -> object:
+        request = Request(environ)
+        received = Received(
+            request.path, {k.lower(): v for k, v in request.headers.items()}, request.get_data()
+        )
+        with self.lock:
+            self.requests.append(received)
+        return Response("", status=self.respond(received))(environ, start_response)
+
+
+@contextmanager
+def receiver() -> Iterator[Receiver]:
+    """A threaded HTTP server on 127.0.0.1 with a free port."""
+    recorder = Receiver(url="")
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, recorder, threaded=True)
+    recorder.url = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield recorder
+    finally:
+        server.shutdown()
+        server.server_close()

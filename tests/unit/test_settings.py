@@ -1,0 +1,50 @@
+"""Settings: defaults, environment overrides, and one clear line for a wrong value."""
+
+from __future__ import annotations
+
+import pytest
+
+from producer.errors import ConfigurationError
+from producer.settings import ProducerSettings, load, redacted_url
+from workers.settings import Settings
+
+
+def test_defaults_match_the_readme() -> None:
+    settings = load(Settings)
+    assert settings.amqp_url == "amqp://guest:guest@localhost:5672/%2F"
+    assert settings.database_url == "sqlite:///hookline.db"
+    assert settings.exchange == "hookline.events"
+    assert settings.queue_prefix == "hookline"
+
+
+def test_settings_come_from_hookline_prefixed_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKLINE_EXCHANGE", "shop.events")
+    monkeypatch.setenv("HOOKLINE_HTTP_TIMEOUT", "2.5")
+    settings = load(Settings)
+    assert (settings.exchange, settings.http_timeout) == ("shop.events", 2.5)
+
+
+def test_a_wrong_amqp_url_is_one_line_naming_the_variable_without_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOOKLINE_AMQP_URL", "http://user:hunter2@example/")
+    with pytest.raises(ConfigurationError) as caught:
+        load(ProducerSettings)
+    message = str(caught.value)
+    assert "HOOKLINE_AMQP_URL" in message
+    assert "\n" not in message
+    assert "hunter2" not in message
+
+
+def test_every_wrong_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKLINE_DATABASE_URL", "mysql://db/x")
+    monkeypatch.setenv("HOOKLINE_HTTP_TIMEOUT", "soon")
+    with pytest.raises(ConfigurationError) as caught:
+        load(Settings)
+    assert "HOOKLINE_DATABASE_URL" in str(caught.value)
+    assert "HOOKLINE_HTTP_TIMEOUT" in str(caught.value)
+
+
+def test_redacted_urls_hide_the_password_only() -> None:
+    assert redacted_url("amqp://app:s3cret@rabbit:5672/prod") == "amqp://app:***@rabbit:5672/prod"
+    assert redacted_url("amqp://rabbit/") == "amqp://rabbit/"

@@ -1,0 +1,80 @@
+"""The dramatiq broker: RabbitMQ, publisher confirms, and raw events on the events queue.
+
+Publishers follow a plain JSON contract and know nothing of dramatiq, so the
+events queue holds bare events, not dramatiq messages. Rather than teach the
+global decoder to guess (a publisher could then forge a delivery message), the
+consumer of that one queue wraps every body, whatever it holds, into a
+``fan_out`` message; the actor validates it and parks what is not an event.
+Every other queue holds dramatiq's own messages and is consumed unchanged.
+
+This subclasses dramatiq's private RabbitMQ consumer; pyproject pins dramatiq
+to 2.x for that reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pika.exceptions
+from dramatiq import Message
+from dramatiq.broker import Consumer, MessageProxy
+from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer, _RabbitmqMessage
+from dramatiq.common import q_name
+from dramatiq.errors import ConnectionClosed
+from dramatiq.middleware import Middleware
+
+from workers.topology import Topology
+
+FAN_OUT_ACTOR = "fan_out"
+DELIVER_ACTOR = "deliver"
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """A message as it came off the events queue, before validation."""
+
+    body: bytes
+    routing_key: str
+    redelivered: bool
+
+    def __repr__(self) -> str:
+        # dramatiq logs messages with repr(args); keep bodies out of log lines.
+        return f"RawEvent(routing_key={self.routing_key!r}, bytes={len(self.body)})"
+
+
+class HooklineBroker(RabbitmqBroker):
+    """A RabbitMQ broker whose events queue yields raw events to the fan-out actor."""
+
+    def __init__(self, *, topology: Topology, url: str, middleware: list[Middleware]) -> None:
+        # Confirms make enqueue wait until RabbitMQ stored the delivery, so an
+        # event is acked only after all its deliveries are safe.
+        super().__init__(url=url, middleware=middleware, confirm_delivery=True)
+        self.topology = topology
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Consumer:
+        if queue_name != self.topology.events_queue:
+            return super().consume(queue_name, prefetch, timeout)
+        self.declare_queue(queue_name, ensure=True)
+        return _EventsConsumer(self, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call] # private dramatiq class, unannotated
+
+
+class _EventsConsumer(_RabbitmqConsumer):
+    """Consumes the events queue, wrapping each body into a fan_out message."""
+
+    def __next__(self) -> MessageProxy | None:
+        try:
+            method, _properties, body = next(self.iterator)
+        except (AssertionError, pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as e:
+            # Same recovery as dramatiq's own consumer: a vanished queue is redeclared on restart.
+            if getattr(e, "reply_code", None) == 404:
+                self.broker.queues_pending.add(q_name(self.queue_name))
+            raise ConnectionClosed(e) from None  # type: ignore[no-untyped-call] # unannotated in dramatiq
+        if method is None:
+            return None
+        raw = RawEvent(body=body, routing_key=method.routing_key, redelivered=method.redelivered)
+        message: Message[Any] = Message(
+            queue_name=self.queue_name, actor_name=FAN_OUT_ACTOR, args=(raw,), kwargs={}, options={}
+        )
+        self.known_tags.add(method.delivery_tag)
+        return _RabbitmqMessage(method.redelivered, method.delivery_tag, message)  # type: ignore[no-untyped-call] # private, unannotated

@@ -1,0 +1,84 @@
+"""The worker's in-memory view of the subscriptions, refreshed in the background.
+
+Fan-out reads this cache on every event and never queries the database. A
+daemon thread reloads all subscriptions every
+``HOOKLINE_SUBSCRIPTION_REFRESH_SECONDS`` (one SELECT) and swaps in a new
+immutable snapshot, so readers never lock. If the database is unreachable the
+last snapshot stays in use and the failure is logged.
+
+Different worker processes refresh at different moments, so a delivery can
+name a subscription this process has not loaded yet: :meth:`get` falls back to
+the database for that one row.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from workers.errors import SubscriptionNotFound
+from workers.logs import get_logger
+from workers.patterns import PatternIndex
+from workers.subscriptions import Subscription, SubscriptionStore
+
+log = get_logger(component="subscription_cache")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    subscriptions: tuple[Subscription, ...]
+    by_id: dict[str, Subscription] = field(init=False)
+    index: PatternIndex[Subscription] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # frozen: set derived fields once, here.
+        object.__setattr__(self, "by_id", {sub.id: sub for sub in self.subscriptions})
+        enabled = [sub for sub in self.subscriptions if sub.enabled]
+        pairs = ((pattern, sub) for sub in enabled for pattern in sub.event_patterns)
+        object.__setattr__(self, "index", PatternIndex(pairs))
+
+
+class SubscriptionCache:
+    def __init__(self, store: SubscriptionStore, refresh_seconds: float) -> None:
+        self._store = store
+        self._refresh_seconds = refresh_seconds
+        self._snapshot = Snapshot(())
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Load once (failing loudly if the database is unusable), then refresh in the background."""
+        self._snapshot = Snapshot(tuple(self._store.load_all()))
+        self._thread = threading.Thread(target=self._refresh_forever, name="subscription-cache", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def matching(self, event_type: str) -> tuple[Subscription, ...]:
+        """The enabled subscriptions whose patterns match ``event_type``."""
+        return self._snapshot.index.match(event_type)
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        """The subscription, or None if it was removed."""
+        found = self._snapshot.by_id.get(subscription_id)
+        if found is not None:
+            return found
+        try:
+            return self._store.get(subscription_id)
+        except SubscriptionNotFound:
+            return None
+
+    def refresh(self) -> None:
+        loaded = tuple(self._store.load_all())
+        # Keep the old snapshot when nothing changed: its match memo stays warm.
+        if loaded != self._snapshot.subscriptions:
+            self._snapshot = Snapshot(loaded)
+            log.info("subscriptions_reloaded", count=len(loaded))
+
+    def _refresh_forever(self) -> None:
+        while not self._stopped.wait(self._refresh_seconds):
+            try:
+                self.refresh()
+            except Exception as exc:  # noqa: BLE001 - any failure must leave the last good snapshot serving
+                log.warning("subscriptions_refresh_failed", error=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,83 @@
+"""``hookline worker``: run fan-out and delivery workers (a thin front over the dramatiq CLI).
+
+Before any process starts, the parent checks what every worker needs (settings,
+a migrated database, a reachable broker) so a mistake is one clear line, not a
+traceback from each child.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from producer.settings import load
+from workers import db, logs, topology
+from workers.settings import Settings
+
+QUEUES = ("events", "deliveries")
+
+
+def _default_processes() -> int:
+    # The CPUs this process may run on, which a container's cpuset limits.
+    return len(os.sched_getaffinity(0))
+
+
+@click.command()
+@click.option(
+    "--processes",
+    "-p",
+    type=click.IntRange(1, 256),
+    default=_default_processes,
+    show_default="CPUs available",
+    help="Worker processes.",
+)
+@click.option(
+    "--threads",
+    "-t",
+    type=click.IntRange(1, 1024),
+    default=8,
+    show_default=True,
+    help="Threads per process (concurrent messages per process).",
+)
+@click.option(
+    "--queues",
+    "-Q",
+    "queues",
+    type=click.Choice(QUEUES),
+    multiple=True,
+    help="Consume only these queues (repeatable); default both.",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=click.FloatRange(1, 3600),
+    default=60.0,
+    show_default=True,
+    help="Seconds to let in-flight messages finish after SIGTERM.",
+)
+def worker(processes: int, threads: int, queues: tuple[str, ...], shutdown_timeout: float) -> None:
+    """Consume events and deliveries until SIGTERM or Ctrl-C.
+
+    SIGTERM stops taking new messages and lets in-flight ones finish;
+    unfinished ones are redelivered by RabbitMQ to another worker.
+    """
+    settings = load(Settings)
+    db.ensure_migrated(db.create_engine(settings.database_url))
+    declared = topology.ensure(settings)
+    # Children log through a pipe, never a terminal: decide the format here.
+    os.environ["HOOKLINE_LOG_FORMAT"] = logs.resolve_format(settings, sys.stderr)
+    logs.configure(load(Settings))
+    names = {"events": declared.events_queue, "deliveries": declared.deliveries_queue}
+    selected = [names[queue] for queue in (queues or QUEUES)]
+    sys.exit(_run_dramatiq(processes, threads, selected, shutdown_timeout))
+
+
+def _run_dramatiq(processes: int, threads: int, queues: list[str], shutdown_timeout: float) -> int:
+    from dramatiq.cli import main, make_argument_parser  # noqa: PLC0415 - heavy, only this command needs it
+
+    argv = ["workers.app:broker", "--processes", str(processes), "--threads", str(threads)]
+    argv += ["--worker-shutdown-timeout", str(int(shutdown_timeout * 1000)), "--skip-logging"]
+    argv += ["--queues", *queues]
+    args = make_argument_parser().parse_args(argv)  # type: ignore[no-untyped-call] # unannotated in dramatiq
+    return int(main(args) or 0)  # type: ignore[no-untyped-call] # unannotated in dramatiq

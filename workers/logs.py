@@ -1,0 +1,69 @@
+"""Structured logs: JSON lines in production, a readable console on a terminal.
+
+structlog renders our own events; dramatiq's and pika's stdlib log records go
+through the same processors (``ProcessorFormatter``), so a worker's stderr is
+one format throughout. Log lines never carry secrets: delivery logs name the
+URL's host only, never its path or query string.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import Processor
+
+from workers.settings import Settings
+
+# dramatiq logs every failed message at INFO/ERROR with its arguments; hookline
+# already logs each failure with structured fields, so keep dramatiq to warnings.
+QUIET_LOGGERS = {"pika": logging.WARNING, "dramatiq.worker.WorkerThread": logging.WARNING}
+
+
+def resolve_format(settings: Settings, stream: TextIO) -> str:
+    """``auto`` means console on a terminal, JSON anywhere else."""
+    if settings.log_format != "auto":
+        return settings.log_format
+    return "console" if stream.isatty() else "json"
+
+
+def configure(settings: Settings, stream: TextIO | None = None) -> None:
+    stream = stream or sys.stderr
+    renderer: Processor
+    if resolve_format(settings, stream) == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    level = logging.getLevelName(settings.log_level)
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=True,
+    )
+    _route_stdlib_logging(shared, renderer, level, stream)
+
+
+def _route_stdlib_logging(shared: list[Processor], renderer: Processor, level: int, stream: TextIO) -> None:
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name, quiet_level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(max(level, quiet_level))
+
+
+def get_logger(**context: Any) -> Any:
+    return structlog.get_logger(**context)

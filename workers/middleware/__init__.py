@@ -1,0 +1,1 @@
+"""dramatiq middleware, one file each."""

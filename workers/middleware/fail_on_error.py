@@ -1,0 +1,27 @@
+"""Dead-letter a message whose actor raised, instead of acking it.
+
+hookline runs without dramatiq's Retries middleware (its delays wait in worker
+memory; see the README). Without it, dramatiq *acks* a message whose actor
+raised, which would lose it. This middleware marks it failed, so dramatiq
+nacks it and RabbitMQ dead-letters it to ``<queue>.XQ``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dramatiq.broker import Broker, MessageProxy
+from dramatiq.middleware import Middleware
+
+
+class FailOnError(Middleware):
+    def after_process_message(
+        self,
+        broker: Broker,  # noqa: ARG002 - dramatiq's hook signature
+        message: MessageProxy,
+        *,
+        result: Any = None,  # noqa: ARG002 - dramatiq's hook signature
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is not None:
+            message.fail()

@@ -1,0 +1,45 @@
+"""Per-process state shared by the actors: settings, subscription cache, HTTP client.
+
+Built in each worker process after it forked (the dramatiq CLI imports the
+broker module in every child), so no connection, pool or thread crosses a fork.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import httpx
+
+from workers import db, http
+from workers.cache import SubscriptionCache
+from workers.settings import Settings
+from workers.subscriptions import SubscriptionStore
+from workers.topology import Topology
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topology = Topology.from_settings(settings)
+
+    @cached_property
+    def subscriptions(self) -> SubscriptionCache:
+        engine = db.create_engine(self.settings.database_url)
+        db.ensure_migrated(engine)
+        cache = SubscriptionCache(SubscriptionStore(engine), self.settings.subscription_refresh_seconds)
+        cache.start()
+        return cache
+
+    @cached_property
+    def http_client(self) -> httpx.Client:
+        return http.build_client(self.settings)
+
+    def start(self) -> None:
+        """Open everything now, so a bad database fails the process at boot, not on the first event."""
+        _ = self.subscriptions, self.http_client
+
+    def stop(self) -> None:
+        if "subscriptions" in self.__dict__:
+            self.subscriptions.stop()
+        if "http_client" in self.__dict__:
+            self.http_client.close()
