@@ -19,6 +19,11 @@ from producer.errors import ConfigurationError, ProducerError
 # only when the command runs, and `hookline --help` imports none of them.
 COMMANDS = {
     "publish": ("workers.cli.publish", "publish", "Publish events to the exchange."),
+    "receive": (
+        "workers.cli.receive",
+        "receive",
+        "Run a local receiver that prints webhooks (for trying it out).",
+    ),
     "setup": ("workers.cli.setup", "setup", "Migrate the database and declare exchange and queues."),
     "subscriptions": ("workers.cli.subscriptions", "subscriptions", "Manage webhook subscriptions."),
     "worker": ("workers.cli.worker", "worker", "Run fan-out and delivery workers."),
