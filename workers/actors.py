@@ -1,8 +1,10 @@
-"""The two actors and the broker they run on.
+"""The actors and the broker they run on.
 
 ``fan_out`` consumes the events queue (raw events, see workers/broker.py);
-``deliver`` consumes the deliveries queue. Both are thin: the logic lives in
-:mod:`workers.fanout` and :mod:`workers.delivery`.
+``deliver`` consumes first attempts and ``retry`` the retries, so a backlog of
+retries never holds up fresh deliveries. Both run :func:`deliver_once`. The
+logic lives in :mod:`workers.fanout`, :mod:`workers.delivery` and
+:mod:`workers.retry`; this module wires it to dramatiq.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from urllib.parse import urlsplit
 
 import dramatiq
 
-from workers import deadletters, delivery, fanout
-from workers.broker import DELIVER_ACTOR, FAN_OUT_ACTOR, HooklineBroker, RawEvent
+from workers import deadletters, delays, delivery, fanout
+from workers.broker import DELIVER_ACTOR, FAN_OUT_ACTOR, RETRY_ACTOR, HooklineBroker, RawEvent
 from workers.errors import DeliveryFailed
 from workers.logs import get_logger
 from workers.middleware.fail_on_error import FailOnError
+from workers.retry import GiveUp, RetryPolicy
 from workers.runtime import Runtime
 from workers.signing import secret_key
 from workers.topology import Topology
@@ -33,17 +36,19 @@ class App:
     runtime: Runtime
     fan_out: dramatiq.Actor[..., Any]
     deliver: dramatiq.Actor[..., Any]
+    retry: dramatiq.Actor[..., Any]
 
 
 def build(runtime: Runtime) -> App:
-    """A broker with both actors registered on it; nothing is connected yet."""
+    """A broker with the actors registered on it; nothing is connected yet."""
     topology = Topology.from_settings(runtime.settings)
     # Only FailOnError: every default middleware costs time per message, and
-    # none of them is needed (no delays, no time limits, no pipelines).
+    # none is needed (retries wait in RabbitMQ, not in dramatiq's delay queue).
     broker = HooklineBroker(topology=topology, url=runtime.settings.amqp_url, middleware=[FailOnError()])
+    attempts = Attempts(runtime, broker, RetryPolicy.from_settings(runtime.settings))
 
     def deliver(**message: Any) -> None:
-        deliver_once(runtime, delivery.Delivery.from_message(message))
+        attempts.run(delivery.Delivery.from_message(message))
 
     def fan_out(raw: RawEvent) -> None:
         fanout.fan_out(
@@ -54,33 +59,74 @@ def build(runtime: Runtime) -> App:
             park=lambda raw, reason: deadletters.park_invalid_event(broker, raw, reason),
         )
 
-    on_deliveries = dramatiq.actor(
-        actor_name=DELIVER_ACTOR, queue_name=topology.deliveries_queue, broker=broker
-    )
-    on_events = dramatiq.actor(actor_name=FAN_OUT_ACTOR, queue_name=topology.events_queue, broker=broker)
-    deliver_actor, fan_out_actor = on_deliveries(deliver), on_events(fan_out)
-    return App(broker, runtime, fan_out_actor, deliver_actor)
+    def on(queue: str, name: str) -> Any:
+        return dramatiq.actor(actor_name=name, queue_name=queue, broker=broker)
+
+    deliver_actor = on(topology.deliveries_queue, DELIVER_ACTOR)(deliver)
+    retry_actor = on(topology.retries_queue, RETRY_ACTOR)(deliver)
+    fan_out_actor = on(topology.events_queue, FAN_OUT_ACTOR)(fan_out)
+    return App(broker, runtime, fan_out_actor, deliver_actor, retry_actor)
 
 
-def deliver_once(runtime: Runtime, item: delivery.Delivery) -> None:
-    """Make one attempt; a failure raises, and FailOnError parks the message."""
-    bound = log.bind(event_id=item.event_id, subscription_id=item.subscription_id, attempt=item.attempt)
-    subscription = runtime.subscriptions.get(item.subscription_id)
-    if subscription is None or not subscription.enabled:
-        reason = "subscription_removed" if subscription is None else "subscription_disabled"
-        bound.info("delivery_skipped", reason=reason)
-        return
-    bound = bound.bind(host=urlsplit(subscription.url).hostname)
-    keys = [secret_key(secret) for secret in subscription.active_secrets(datetime.now(UTC))]
-    started = time.monotonic()
-    try:
-        response = delivery.attempt(
-            runtime.http_client, subscription.url, keys, item, timeout=runtime.settings.http_timeout
-        )
-    except DeliveryFailed as exc:
-        duration = round(time.monotonic() - started, 4)
-        bound.warning(
-            "delivery_failed", reason=exc.reason, status=exc.status, error=str(exc), duration=duration
-        )
-        raise
-    bound.info("delivered", status=response.status, duration=round(response.duration, 4))
+class Attempts:
+    """Runs one attempt and settles its outcome: delivered, retry scheduled, or dead-lettered."""
+
+    def __init__(self, runtime: Runtime, broker: HooklineBroker, policy: RetryPolicy) -> None:
+        self.runtime = runtime
+        self.broker = broker
+        self.policy = policy
+        retention = runtime.settings.dead_letter_retention
+        self.retention_ms = None if retention is None else int(retention * 1000)
+
+    def run(self, item: delivery.Delivery) -> None:
+        now = time.time()
+        if not delays.is_due(item.not_before, now):
+            delays.wait_in_broker(self.broker, item, now)  # came back from a hop early: keep waiting
+            return
+        bound = log.bind(event_id=item.event_id, subscription_id=item.subscription_id, attempt=item.attempt)
+        subscription = self.runtime.subscriptions.get(item.subscription_id)
+        if subscription is None or not subscription.enabled:
+            reason = "subscription_removed" if subscription is None else "subscription_disabled"
+            bound.info("delivery_skipped", reason=reason)
+            return
+        bound = bound.bind(host=urlsplit(subscription.url).hostname)
+        keys = [secret_key(secret) for secret in subscription.active_secrets(datetime.now(UTC))]
+        started = time.monotonic()
+        try:
+            response = delivery.attempt(
+                self.runtime.http_client,
+                subscription.url,
+                keys,
+                item,
+                timeout=self.runtime.settings.http_timeout,
+            )
+        except DeliveryFailed as exc:
+            self.settle_failure(item, exc, attempted_at=now, duration=time.monotonic() - started, log=bound)
+            return
+        bound.info("delivered", status=response.status, duration=round(response.duration, 4))
+
+    def settle_failure(
+        self,
+        item: delivery.Delivery,
+        failure: DeliveryFailed,
+        *,
+        attempted_at: float,
+        duration: float,
+        log: Any,
+    ) -> None:
+        first = item.first_attempt_at or attempted_at
+        now = time.time()
+        decision = self.policy.decide(failure, attempt=item.attempt, first_attempt_at=first, now=now)
+        failed_log = log.bind(reason=failure.reason, status=failure.status, duration=round(duration, 4))
+        if isinstance(decision, GiveUp):
+            dead = deadletters.DeadLetter.of(
+                item.failed(failure, attempted_at=attempted_at, retry_at=None), decision.cause, now
+            )
+            deadletters.park_delivery(self.broker, dead, self.retention_ms)
+            failed_log.warning(
+                "delivery_dead_lettered", error=str(failure), cause=decision.cause, dead_letter=dead.id
+            )
+            return
+        retry = item.failed(failure, attempted_at=attempted_at, retry_at=decision.at)
+        delays.wait_in_broker(self.broker, retry, now)
+        failed_log.warning("delivery_failed", error=str(failure), retry_in=round(decision.at - now, 3))

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pika
 import pika.exceptions
 from dramatiq import Message
 from dramatiq.broker import Consumer, MessageProxy
@@ -28,6 +29,8 @@ from workers.topology import Topology
 
 FAN_OUT_ACTOR = "fan_out"
 DELIVER_ACTOR = "deliver"
+# Same work as deliver, on its own queue: retries never hold up first attempts.
+RETRY_ACTOR = "retry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,14 @@ class HooklineBroker(RabbitmqBroker):
         # event is acked only after all its deliveries are safe.
         super().__init__(url=url, middleware=middleware, confirm_delivery=True)
         self.topology = topology
+
+    def publish_confirmed(self, queue: str, body: bytes, properties: pika.BasicProperties) -> None:
+        """Publish straight to ``queue`` and return once RabbitMQ stored it (confirm + mandatory)."""
+        try:
+            self.channel.basic_publish("", queue, body, properties=properties, mandatory=True)
+        except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError):
+            del self.connection  # never reuse a broken channel on this thread
+            raise
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Consumer:
         if queue_name != self.topology.events_queue:

@@ -1,21 +1,115 @@
-"""Parking messages that cannot be processed, so an operator can see them and nothing is lost.
+"""Parking what cannot be delivered, so an operator can see it, replay it, or purge it.
 
-A malformed event goes to ``<prefix>.events.invalid`` byte for byte, with the
-reason in its headers. The publish waits for the broker's confirm (the
-broker's channels are in confirm mode), and only then is the original acked.
+Two queues, kept apart:
+
+- ``<prefix>.events.invalid``: messages that are not valid events, byte for
+  byte, with the reason in the ``x-hookline-reason`` header.
+- ``<prefix>.deliveries.dead``: deliveries hookline gave up on, one JSON
+  :class:`DeadLetter` each: the webhook, the subscription, how many attempts,
+  when, and how the last one failed.
+
+Every park waits for the broker's confirm (the broker's channels are in confirm
+mode) before the original message is acked, so nothing is lost in between.
 """
 
 from __future__ import annotations
 
+import json
+import uuid
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pika
 
 from workers.broker import HooklineBroker, RawEvent
+from workers.delivery import Delivery
 
 REASON_HEADER = "x-hookline-reason"
 ROUTING_KEY_HEADER = "x-hookline-routing-key"
 PARKED_AT_HEADER = "x-hookline-parked-at"
+SUBSCRIPTION_HEADER = "x-hookline-subscription-id"
+CAUSE_HEADER = "x-hookline-cause"
+
+# Why a delivery was given up: all attempts failed, the failure is permanent
+# (410 Gone, or a 4xx when those are not retried), or it grew older than the maximum age.
+CAUSES = ("exhausted", "permanent", "max_age")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: str
+    subscription_id: str
+    event_id: str
+    event_type: str
+    event_timestamp: str
+    payload: str
+    attempts: int
+    first_attempt_at: str | None
+    last_attempt_at: str | None
+    last_status: int | None
+    last_reason: str | None
+    last_error: str | None
+    cause: str
+    dead_lettered_at: str
+
+    @classmethod
+    def of(cls, delivery: Delivery, cause: str, now: float) -> DeadLetter:
+        return cls(
+            id=f"dl_{uuid.uuid4().hex}",
+            subscription_id=delivery.subscription_id,
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            event_timestamp=delivery.event_timestamp,
+            payload=delivery.payload,
+            attempts=delivery.attempt,
+            first_attempt_at=_iso(delivery.first_attempt_at),
+            last_attempt_at=_iso(delivery.last_attempt_at),
+            last_status=delivery.last_status,
+            last_reason=delivery.last_reason,
+            last_error=delivery.last_error,
+            cause=cause,
+            dead_lettered_at=_iso(now) or "",
+        )
+
+    @classmethod
+    def from_json(cls, body: bytes) -> DeadLetter:
+        return cls(**json.loads(body))
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def replay(self) -> Delivery:
+        """A fresh delivery of the same webhook (same ``webhook-id``), starting a new attempt cycle."""
+        return Delivery(
+            self.subscription_id, self.event_id, self.event_type, self.event_timestamp, self.payload
+        )
+
+    def properties(self, retention_ms: int | None) -> pika.BasicProperties:
+        return pika.BasicProperties(
+            content_type="application/json",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=self.id,
+            expiration=str(retention_ms) if retention_ms is not None else None,
+            headers={
+                SUBSCRIPTION_HEADER: self.subscription_id,
+                REASON_HEADER: self.last_reason or "",
+                CAUSE_HEADER: self.cause,
+            },
+        )
+
+
+def _iso(unix: float | None) -> str | None:
+    return None if unix is None else datetime.fromtimestamp(unix, UTC).isoformat()
+
+
+def park_delivery(broker: HooklineBroker, dead: DeadLetter, retention_ms: int | None) -> None:
+    broker.publish_confirmed(
+        broker.topology.dead_letters_queue, dead.to_json(), dead.properties(retention_ms)
+    )
 
 
 def park_invalid_event(broker: HooklineBroker, raw: RawEvent, reason: str) -> None:
@@ -27,15 +121,4 @@ def park_invalid_event(broker: HooklineBroker, raw: RawEvent, reason: str) -> No
             PARKED_AT_HEADER: datetime.now(UTC).isoformat(),
         },
     )
-    try:
-        broker.channel.basic_publish(
-            exchange="",
-            routing_key=broker.topology.invalid_events_queue,
-            body=raw.body,
-            properties=properties,
-            mandatory=True,
-        )
-    except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError):
-        # A broken channel must not be reused by the next message on this thread.
-        del broker.connection
-        raise
+    broker.publish_confirmed(broker.topology.invalid_events_queue, raw.body, properties)

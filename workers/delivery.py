@@ -13,15 +13,25 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from producer.event import Event
 from workers import http
-from workers.errors import EndpointGone, RedirectNotFollowed, RetryableHttpStatus
+from workers.errors import (
+    ClientErrorStatus,
+    DeliveryFailed,
+    EndpointGone,
+    RedirectNotFollowed,
+    RetryableHttpStatus,
+)
 from workers.signing import sign
+
+# Timeout, too early, too many requests: the receiver asks to come back later.
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 425, 429})
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +42,14 @@ class Delivery:
     event_timestamp: str
     payload: str
     attempt: int = 1
+    # Unix seconds. not_before is when the next attempt is due: a message that
+    # comes back from a delay queue earlier is parked again, never attempted early.
+    first_attempt_at: float | None = None
+    not_before: float | None = None
+    last_attempt_at: float | None = None
+    last_status: int | None = None
+    last_reason: str | None = None
+    last_error: str | None = None
 
     @classmethod
     def for_event(cls, event: Event, subscription_id: str, payload: str) -> Delivery:
@@ -43,6 +61,19 @@ class Delivery:
 
     def to_message(self) -> dict[str, Any]:
         return asdict(self)
+
+    def failed(self, failure: DeliveryFailed, *, attempted_at: float, retry_at: float | None) -> Delivery:
+        """This delivery after a failed attempt, with the next attempt due at ``retry_at``."""
+        return replace(
+            self,
+            attempt=self.attempt + 1 if retry_at is not None else self.attempt,
+            first_attempt_at=self.first_attempt_at or attempted_at,
+            not_before=retry_at,
+            last_attempt_at=attempted_at,
+            last_status=failure.status,
+            last_reason=failure.reason,
+            last_error=str(failure)[:500],
+        )
 
     def __repr__(self) -> str:
         # dramatiq logs messages with repr(); the payload stays out of log lines.
@@ -89,4 +120,23 @@ def check_status(response: http.Response) -> None:
         raise RedirectNotFollowed(message, status=status, location=where)
     if status == 410:
         raise EndpointGone("410 Gone: the endpoint asked for no more deliveries", status=status)
-    raise RetryableHttpStatus(f"HTTP {status}", status=status)
+    if 400 <= status < 500 and status not in RETRYABLE_CLIENT_STATUSES:
+        raise ClientErrorStatus(f"HTTP {status}", status=status)
+    retry_after = parse_retry_after(response.retry_after) if status in (429, 503) else None
+    raise RetryableHttpStatus(f"HTTP {status}", status=status, retry_after=retry_after)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None if absent or garbled."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))

@@ -9,6 +9,11 @@
      │    ├── SubscriptionNotFound
      │    └── InvalidSubscription        bad URL, event pattern or secret (also a ValueError)
      ├── TopologyError                   exchange/queues could not be declared
+     ├── DeadLetterError                 the dead-letters queue could not be read or changed
+     │    ├── DeadLetterNotFound         no dead letter in the queue has the given id
+     │    └── ReplayRefused              one dead letter was not replayed and stays parked:
+     │                                   subscription disabled or removed, body not a dead
+     │                                   letter, or the broker did not confirm the copy
      └── DeliveryFailed                  one attempt to POST a webhook failed; has .reason
           ├── RetryableDeliveryFailure   worth another attempt later
           │    ├── DeliveryTimeout       reason "timeout"
@@ -16,7 +21,8 @@
           │    ├── DnsFailure            reason "dns"
           │    ├── TlsFailure            reason "tls"
           │    ├── RedirectNotFollowed   reason "redirect" (any 3xx; .location says where)
-          │    └── RetryableHttpStatus   reason "http_status" (5xx, 408, 429, most 4xx)
+          │    └── RetryableHttpStatus   reason "http_status": 5xx, 408, 425, 429; .retry_after
+          │         └── ClientErrorStatus  other 4xx: retried unless HOOKLINE_RETRY_CLIENT_ERRORS=false
           └── PermanentDeliveryFailure   another attempt would fail the same way
                └── EndpointGone          reason "http_status", 410 Gone
 
@@ -54,6 +60,18 @@ class InvalidSubscription(StoreError, ValueError):
 
 class TopologyError(HooklineError):
     """The exchange, queues or bindings could not be declared."""
+
+
+class DeadLetterError(HooklineError):
+    """The dead-letters queue could not be read or changed (see :mod:`workers.dlq`)."""
+
+
+class DeadLetterNotFound(DeadLetterError, LookupError):
+    """No dead letter in the queue has the given id."""
+
+
+class ReplayRefused(DeadLetterError):
+    """One dead letter was not replayed and stays in the queue; the message says why."""
 
 
 class DeliveryFailed(HooklineError):
@@ -102,7 +120,21 @@ class RedirectNotFollowed(RetryableDeliveryFailure):
 
 
 class RetryableHttpStatus(RetryableDeliveryFailure):
+    """A status worth retrying; ``retry_after`` is the receiver's Retry-After, in seconds."""
+
     reason = "http_status"
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class ClientErrorStatus(RetryableHttpStatus):
+    """A 4xx other than 408, 410, 425 and 429.
+
+    Receivers often answer 400 or 404 while they deploy, and the established
+    senders retry these; an operator can make them final instead.
+    """
 
 
 class PermanentDeliveryFailure(DeliveryFailed):

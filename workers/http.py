@@ -39,6 +39,7 @@ class Response:
     body: bytes
     duration: float
     location: str | None
+    retry_after: str | None
 
 
 def build_client(settings: Settings, *, max_connections: int = 100) -> httpx.Client:
@@ -68,6 +69,7 @@ def post(client: httpx.Client, url: str, *, headers: dict[str, str], body: bytes
         body=excerpt,
         duration=time.monotonic() - started,
         location=response.headers.get("location"),
+        retry_after=response.headers.get("retry-after"),
     )
 
 

@@ -5,11 +5,32 @@ The README's configuration table lists the same fields; keep them in step.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
+from pydantic_settings import NoDecode
 
 from producer.settings import ProducerSettings
+from workers.durations import parse_duration
+
+
+def _seconds(value: object) -> object:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+def _schedule(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(parse_duration(part) for part in value.split(",") if part.strip())
+    return value
+
+
+# A duration: a number of seconds, or text such as "5s", "5m", "2h", "3d".
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+# The waits before each retry, comma-separated in the environment ("5s,5m,30m").
+Schedule = Annotated[tuple[float, ...], NoDecode, BeforeValidator(_schedule)]
+
+# Svix's and the Standard Webhooks schedule after the first attempt: about 27.5 hours in all.
+DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
 
 class Settings(ProducerSettings):
@@ -21,6 +42,12 @@ class Settings(ProducerSettings):
     http_timeout: float = Field(default=15.0, gt=0, le=300)
     subscription_refresh_seconds: float = Field(default=2.0, gt=0, le=300)
     secret_rotation_grace_seconds: int = Field(default=24 * 3600, ge=0)
+    retry_schedule: Schedule = DEFAULT_RETRY_SCHEDULE
+    retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    retry_max_age: Seconds = Field(default=3 * 86400.0, gt=0)
+    retry_after_max: Seconds = Field(default=6 * 3600.0, ge=0)
+    retry_client_errors: bool = True
+    dead_letter_retention: Seconds | None = Field(default=None, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -30,6 +57,13 @@ class Settings(ProducerSettings):
         # Never echo the value: it may carry a password.
         if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule_is_bounded(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(value) > 50 or any(delay < 0 or delay > 7 * 86400 for delay in value):
+            raise ValueError("at most 50 delays, each between 0 and 7d")
         return value
 
     @field_validator("log_level", mode="before")

@@ -5,10 +5,20 @@
     publishers ──► exchange <HOOKLINE_EXCHANGE> (topic, durable)
                       │  binding "#": every event, whatever its type
                       ▼
-                 <prefix>.events ──► fan_out actor ──► <prefix>.deliveries ──► deliver actor ──► HTTP POST
-                      │ not a valid event                                          │ exception
-                      ▼                                                            ▼
-                 <prefix>.events.invalid                                   <prefix>.deliveries.XQ
+                 <prefix>.events ──► fan_out ──► <prefix>.deliveries ──► deliver ──► HTTP POST
+                      │ not a valid event                 ▲                 │ failed, retry due later
+                      ▼                                   │                 ▼
+                 <prefix>.events.invalid     <prefix>.retries ◄── <prefix>.delay.<2^k>s (TTL, no consumer)
+                                                          │
+                                          gave up (exhausted, permanent, too old)
+                                                          ▼
+                                             <prefix>.deliveries.dead
+
+A retry waits in RabbitMQ, not in a worker: the delivery is published to a
+delay queue whose queue-wide TTL dead-letters it into the retries queue. One
+TTL per queue keeps each queue in due order (a per-message TTL would block
+behind its head). Delay queues hold 1 s, 2 s, 4 s, … 2^16 s; a wait is a chain
+of hops through them (see :mod:`workers.delays`).
 
 The events queue binds ``#``, so once the topology exists every published event
 is stored until a worker takes it, whether or not a worker has ever run.
@@ -33,6 +43,8 @@ from workers.errors import TopologyError
 from workers.settings import Settings
 
 ALL_EVENTS = "#"
+# 1 s to about 18 h; longer waits take several hops through the longest queue.
+DELAY_TIERS: tuple[int, ...] = tuple(1 << power for power in range(17))
 
 
 @dataclass(frozen=True)
@@ -53,16 +65,31 @@ class Topology:
         return f"{self.prefix}.deliveries"
 
     @property
+    def retries_queue(self) -> str:
+        return f"{self.prefix}.retries"
+
+    @property
     def invalid_events_queue(self) -> str:
         return f"{self.prefix}.events.invalid"
 
     @property
+    def dead_letters_queue(self) -> str:
+        return f"{self.prefix}.deliveries.dead"
+
+    def delay_queue(self, seconds: int) -> str:
+        return f"{self.prefix}.delay.{seconds}s"
+
+    @property
+    def delay_queues(self) -> dict[int, str]:
+        return {seconds: self.delay_queue(seconds) for seconds in DELAY_TIERS}
+
+    @property
     def actor_queues(self) -> tuple[str, ...]:
-        return (self.events_queue, self.deliveries_queue)
+        return (self.events_queue, self.deliveries_queue, self.retries_queue)
 
     def all_queues(self) -> list[str]:
         """Every queue hookline may create, dramatiq's companions included."""
-        names = [self.invalid_events_queue]
+        names = [self.invalid_events_queue, self.dead_letters_queue, *self.delay_queues.values()]
         for queue in self.actor_queues:
             names += [queue, f"{queue}.DQ", f"{queue}.XQ"]
         return names
@@ -75,6 +102,14 @@ def declare(broker: RabbitmqBroker, topology: Topology) -> None:
     channel = broker.channel
     channel.exchange_declare(topology.exchange, exchange_type="topic", durable=True)
     channel.queue_declare(topology.invalid_events_queue, durable=True)
+    channel.queue_declare(topology.dead_letters_queue, durable=True)
+    for seconds, queue in topology.delay_queues.items():
+        arguments = {
+            "x-message-ttl": seconds * 1000,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": topology.retries_queue,
+        }
+        channel.queue_declare(queue, durable=True, arguments=arguments)
     channel.queue_bind(topology.events_queue, topology.exchange, routing_key=ALL_EVENTS)
 
 

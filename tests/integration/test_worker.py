@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pika
 import pytest
-from support.processes import Worker, messages, run_hookline, run_json, wait_until
+from support.processes import Worker, run_hookline, run_json, wait_until
+from support.publishing import publish
 from support.receiver import Receiver, receiver
 
 pytestmark = pytest.mark.integration
@@ -44,31 +42,6 @@ def start_worker(env: dict[str, str], workers: list[Worker], log: Path, *args: s
     return worker.start([f"{env['HOOKLINE_QUEUE_PREFIX']}.events"])
 
 
-def publish(env: dict[str, str], event_type: str = "order.created", count: int = 1) -> list[str]:
-    connection = pika.BlockingConnection(pika.URLParameters(env["HOOKLINE_AMQP_URL"]))
-    channel = connection.channel()
-    channel.confirm_delivery()
-    ids = []
-    for n in range(count):
-        event_id = f"evt_{uuid.uuid4().hex}"
-        body = {
-            "id": event_id,
-            "type": event_type,
-            "timestamp": datetime.now(UTC).isoformat(),
-            "data": {"n": n},
-        }
-        channel.basic_publish(
-            env["HOOKLINE_EXCHANGE"],
-            event_type,
-            json.dumps(body).encode(),
-            pika.BasicProperties(delivery_mode=2),
-            mandatory=True,
-        )
-        ids.append(event_id)
-    connection.close()
-    return ids
-
-
 def ids_received(recorder: Receiver, path: str) -> set[str]:
     return {request.headers["webhook-id"] for request in recorder.on(path)}
 
@@ -97,22 +70,6 @@ def test_sigterm_lets_in_flight_deliveries_finish_and_loses_nothing(
         what="every event delivered after the restart",
     )
     assert ids_received(hook_receiver, "/slow") == published
-
-
-def test_a_failed_delivery_is_parked_in_the_deliveries_dead_letter_queue(
-    ready: dict[str, str], hook_receiver: Receiver, workers: list[Worker], tmp_path: Path
-) -> None:
-    hook_receiver.respond = lambda _: 503
-    run_json(ready, "subscriptions", "add", "--url", f"{hook_receiver.url}/down", "--event", "order.created")
-    start_worker(ready, workers, tmp_path / "worker.log")
-    publish(ready)
-    dead_letters = f"{ready['HOOKLINE_QUEUE_PREFIX']}.deliveries.XQ"
-    wait_until(
-        lambda: messages(ready["HOOKLINE_AMQP_URL"], dead_letters) == 1,
-        timeout=30,
-        what="the failed delivery in the dead-letter queue",
-    )
-    assert len(hook_receiver.on("/down")) == 1
 
 
 def test_subscription_changes_reach_a_running_worker_within_seconds(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,13 +17,15 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
 class Receiver:
     url: str
     requests: list[Received] = field(default_factory=list)
-    respond: Callable[[Received], int] = lambda _: 200
+    # The status to answer, or (status, headers).
+    respond: Callable[[Received], int | tuple[int, dict[str, str]]] = lambda _: 200
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def on(self, path: str) -> list[Received]:
@@ -36,7 +39,9 @@ class Receiver:
         )
         with self.lock:
             self.requests.append(received)
-        return Response("", status=self.respond(received))(environ, start_response)
+        answer = self.respond(received)
+        status, headers = answer if isinstance(answer, tuple) else (answer, {})
+        return Response("", status=status, headers=headers)(environ, start_response)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from producer.settings import load, redacted_url
 from workers import db, topology
 from workers.cli.output import json_option, print_json
 from workers.settings import Settings
+from workers.topology import DELAY_TIERS
 
 
 @click.command()
@@ -24,7 +25,14 @@ def setup(as_json: bool) -> None:
         "database": redacted_url(settings.database_url),
         "migrations_applied": applied,
         "exchange": declared.exchange,
-        "queues": [declared.events_queue, declared.deliveries_queue, declared.invalid_events_queue],
+        "queues": [
+            declared.events_queue,
+            declared.deliveries_queue,
+            declared.retries_queue,
+            declared.invalid_events_queue,
+            declared.dead_letters_queue,
+        ],
+        "delay_queues": list(declared.delay_queues.values()),
     }
     if as_json:
         print_json(result)
@@ -33,3 +41,5 @@ def setup(as_json: bool) -> None:
     click.echo(f"database  {result['database']}: {state}")
     click.echo(f"exchange  {declared.exchange} (topic, durable), all events bound to {declared.events_queue}")
     click.echo(f"queues    {', '.join(result['queues'])}")
+    shortest, longest = (declared.delay_queue(tier) for tier in (DELAY_TIERS[0], DELAY_TIERS[-1]))
+    click.echo(f"delays    {len(DELAY_TIERS)} queues, {shortest} … {longest}")

@@ -16,7 +16,7 @@ from producer.settings import load
 from workers import db, logs, topology
 from workers.settings import Settings
 
-QUEUES = ("events", "deliveries")
+QUEUES = ("events", "deliveries", "retries")
 
 
 def _default_processes() -> int:
@@ -68,7 +68,11 @@ def worker(processes: int, threads: int, queues: tuple[str, ...], shutdown_timeo
     # Children log through a pipe, never a terminal: decide the format here.
     os.environ["HOOKLINE_LOG_FORMAT"] = logs.resolve_format(settings, sys.stderr)
     logs.configure(load(Settings))
-    names = {"events": declared.events_queue, "deliveries": declared.deliveries_queue}
+    names = {
+        "events": declared.events_queue,
+        "deliveries": declared.deliveries_queue,
+        "retries": declared.retries_queue,
+    }
     selected = [names[queue] for queue in (queues or QUEUES)]
     sys.exit(_run_dramatiq(processes, threads, selected, shutdown_timeout))
 

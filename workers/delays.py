@@ -1,0 +1,53 @@
+"""Waiting in RabbitMQ: which delay queue a delivery takes next on its way to ``not_before``.
+
+Delay queues hold 1, 2, 4, … 65536 seconds. Each hop takes the longest queue
+that does not overshoot what is left; under a second left, one more 1 s hop.
+So a retry never fires early, fires at most about a second late, and a wait
+of any length takes at most ~17 hops plus one per 18 h.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pika
+from dramatiq import Message
+
+from workers.broker import RETRY_ACTOR, HooklineBroker
+from workers.delivery import Delivery
+from workers.topology import DELAY_TIERS
+
+# Less than this left counts as due: a hop could only make it later.
+DUE_SLACK_SECONDS = 0.05
+
+
+def is_due(not_before: float | None, now: float) -> bool:
+    return not_before is None or not_before - now <= DUE_SLACK_SECONDS
+
+
+def next_hop(remaining: float) -> int:
+    """The delay queue (in seconds) to wait in next, for ``remaining`` seconds still to wait."""
+    fitting = [tier for tier in DELAY_TIERS if tier <= remaining]
+    return fitting[-1] if fitting else DELAY_TIERS[0]
+
+
+def wait_in_broker(broker: HooklineBroker, delivery: Delivery, now: float) -> int:
+    """Publish ``delivery`` to the delay queue for its next hop; return that hop's seconds.
+
+    The message is dramatiq's, addressed to the retry actor, so that when the
+    delay queue dead-letters it into the retries queue it is consumed as is.
+    Waits for the broker's confirm: the caller acks its own message only after.
+    """
+    assert delivery.not_before is not None  # noqa: S101 - callers schedule only deliveries with a due time
+    hop = next_hop(delivery.not_before - now)
+    topology = broker.topology
+    message: Message[Any] = Message(
+        queue_name=topology.retries_queue,
+        actor_name=RETRY_ACTOR,
+        args=(),
+        kwargs=delivery.to_message(),
+        options={},
+    )
+    properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
+    broker.publish_confirmed(topology.delay_queue(hop), message.encode(), properties)
+    return hop
