@@ -18,6 +18,7 @@ from producer.errors import ConfigurationError, ProducerError
 # command name -> (module, attribute, one-line help); the module is imported
 # only when the command runs, and `hookline --help` imports none of them.
 COMMANDS = {
+    "dlq": ("workers.cli.dlq", "dlq", "Inspect, replay and purge dead-lettered deliveries."),
     "publish": ("workers.cli.publish", "publish", "Publish events to the exchange."),
     "receive": (
         "workers.cli.receive",

@@ -1,0 +1,275 @@
+"""``hookline dlq``: list, show, replay and purge dead-lettered deliveries.
+
+Every command declares the topology first, so the queues exist. Broker and
+store errors propagate as HooklineError; the ``hookline`` root prints them as
+one line and exits 1. ``replay`` and ``purge`` also exit 1 when something was
+refused or not found, so scripts notice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any
+
+import click
+
+from producer.settings import load
+from workers import dlq as operations
+from workers import topology
+from workers.cli.output import json_option, print_json, print_record, print_table
+from workers.db import create_engine, ensure_migrated
+from workers.dlq import Entry, PurgeReport, ReplayReport, Selection
+from workers.durations import parse_duration
+from workers.settings import Settings
+from workers.subscriptions import SubscriptionStore
+
+LIST_COLUMNS = (
+    "id",
+    "subscription",
+    "event_type",
+    "event_id",
+    "attempts",
+    "cause",
+    "last",
+    "dead_lettered_at",
+)
+# Smaller batches finish before a bar would tell anything.
+PROGRESS_THRESHOLD = 100
+
+
+@click.group()
+def dlq() -> None:
+    """Inspect, replay and purge dead-lettered deliveries."""
+
+
+@dlq.command("list")
+@click.option("--subscription", "subscription_id", metavar="ID", help="Only this subscription's.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show at most N.")
+@json_option
+def list_(subscription_id: str | None, limit: int, as_json: bool) -> None:
+    """List dead letters, oldest first, leaving them in the queue."""
+    settings = _settings()
+    selection = Selection.of_subscription(subscription_id) if subscription_id else Selection()
+    with _Progress("reading") as progress:
+        listing = operations.browse(settings, selection, limit=limit, on_progress=progress)
+    if as_json:
+        records = [entry.to_record() for entry in listing.entries]
+        print_json({"queue": listing.queue, "total": listing.total, "dead_letters": records})
+        return
+    if listing.entries:
+        print_table([_list_row(entry) for entry in listing.entries], LIST_COLUMNS)
+    click.echo(f"{len(listing.entries)} shown; {_letters(listing.total)} in {listing.queue}")
+
+
+def _list_row(entry: Entry) -> dict[str, Any]:
+    letter = entry.letter
+    if letter is None:
+        return {"id": entry.id, "subscription": entry.subscription_id, "event_type": "(not a dead letter)"}
+    last = " ".join(str(part) for part in (letter.last_status, letter.last_reason) if part is not None)
+    return {
+        "id": letter.id,
+        "subscription": letter.subscription_id,
+        "event_type": letter.event_type,
+        "event_id": letter.event_id,
+        "attempts": letter.attempts,
+        "cause": letter.cause,
+        "last": last or None,
+        "dead_lettered_at": letter.dead_lettered_at,
+    }
+
+
+@dlq.command()
+@click.argument("dead_letter_id", metavar="ID")
+@json_option
+def show(dead_letter_id: str, as_json: bool) -> None:
+    """Show one dead letter with every field, payload included."""
+    entry = operations.find(_settings(), dead_letter_id)
+    if as_json:
+        print_json(entry.to_record())
+    else:
+        print_record(entry.to_record())
+
+
+@dlq.command()
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+@click.option("--all", "everything", is_flag=True, help="Every dead letter in the queue.")
+@click.option("--subscription", "subscription_id", metavar="ID", help="Every dead letter of this one.")
+@json_option
+def replay(ids: tuple[str, ...], everything: bool, subscription_id: str | None, as_json: bool) -> None:
+    """Deliver dead letters again, from attempt 1.
+
+    Each webhook keeps its webhook-id, so a receiver that already processed it
+    can recognise it. Give exactly one of --all, --subscription or IDs. A dead letter whose
+    subscription is disabled or removed is refused and stays in the queue.
+    """
+    selection = _one_selection(
+        ids, everything=everything, subscription_id=subscription_id, forms="--all, --subscription or ID..."
+    )
+    settings = _settings()
+    with _open_store(settings) as store, _Progress("replaying") as progress:
+        report = operations.replay(settings, selection, store, on_progress=progress)
+    _print_replay(report, as_json)
+    if not report.complete:
+        click.get_current_context().exit(1)
+
+
+def _print_replay(report: ReplayReport, as_json: bool) -> None:
+    if as_json:
+        print_json(report.to_record())
+        return
+    for dead_letter_id in report.replayed:
+        click.echo(f"replayed   {dead_letter_id}")
+    for refusal in report.refused:
+        click.echo(f"refused    {refusal.id}: {refusal.reason}", err=True)
+    for dead_letter_id in report.not_found:
+        click.echo(f"not found  {dead_letter_id}", err=True)
+    summary = f"{len(report.replayed)} replayed, {len(report.refused)} refused"
+    click.echo(summary + (f", {len(report.not_found)} not found" if report.not_found else ""))
+
+
+@dlq.command()
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+@click.option("--all", "everything", is_flag=True, help="Every dead letter in the queue.")
+@click.option(
+    "--older-than", metavar="DURATION", help="Dead-lettered longer ago than DURATION (90, 30m, 12h, 7d)."
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def purge(ids: tuple[str, ...], everything: bool, older_than: str | None, yes: bool, as_json: bool) -> None:
+    """Remove dead letters for good.
+
+    Give exactly one of --all, --older-than or IDs. Asks for confirmation
+    unless --yes; without a terminal to ask on, refuses instead.
+    """
+    selection = _one_selection(
+        ids, everything=everything, older_than=older_than, forms="--all, --older-than or ID..."
+    )
+    if not yes and not _stdin_is_terminal():
+        raise click.ClickException("not purging: no terminal to confirm on; pass --yes to purge anyway")
+    settings = _settings()
+    if not yes:
+        _confirm_purge(settings, selection)
+    with _Progress("purging") as progress:
+        report = operations.purge(settings, selection, on_progress=progress)
+    _print_purge(report, as_json)
+    if report.not_found:
+        click.get_current_context().exit(1)
+
+
+def _confirm_purge(settings: Settings, selection: Selection) -> None:
+    with _Progress("counting") as progress:
+        selected = operations.count(settings, selection, on_progress=progress)
+    if selected == 0:
+        return  # nothing to lose: the purge reports what it did not find
+    queue = topology.Topology.from_settings(settings).dead_letters_queue
+    # On stderr, like the progress bar: stdout carries only the result (--json included).
+    if not click.confirm(f"Remove {_letters(selected)} from {queue} for good?", err=True):
+        click.echo("Nothing removed.", err=True)
+        click.get_current_context().exit(1)
+
+
+def _print_purge(report: PurgeReport, as_json: bool) -> None:
+    if as_json:
+        print_json(report.to_record())
+        return
+    for dead_letter_id in report.ids or ():
+        click.echo(f"purged     {dead_letter_id}")
+    for dead_letter_id in report.not_found:
+        click.echo(f"not found  {dead_letter_id}", err=True)
+    click.echo(f"{_letters(report.purged)} purged")
+
+
+def _one_selection(
+    ids: tuple[str, ...],
+    *,
+    everything: bool,
+    subscription_id: str | None = None,
+    older_than: str | None = None,
+    forms: str,
+) -> Selection:
+    """The one selection given, or a usage error: a command that resends or removes is never vague."""
+    given = {
+        "ID": bool(ids),
+        "--all": everything,
+        "--subscription": subscription_id is not None,
+        "--older-than": older_than is not None,
+    }
+    chosen = [form for form, present in given.items() if present]
+    if len(chosen) != 1:
+        got = f" (got {' and '.join(chosen)})" if chosen else ""
+        raise click.UsageError(f"give exactly one of {forms}{got}")
+    if everything:
+        return Selection()
+    if subscription_id is not None:
+        return Selection.of_subscription(subscription_id)
+    if older_than is not None:
+        return Selection.older_than(_seconds(older_than))
+    return Selection.of_ids(ids)
+
+
+def _seconds(duration: str) -> float:
+    try:
+        return parse_duration(duration)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--older-than'") from exc
+
+
+def _settings() -> Settings:
+    settings = load(Settings)
+    topology.ensure(settings)  # the dead-letters and retries queues exist from here on
+    return settings
+
+
+@contextlib.contextmanager
+def _open_store(settings: Settings) -> Iterator[SubscriptionStore]:
+    """A store on the configured database, after checking its schema once."""
+    engine = create_engine(settings.database_url)
+    try:
+        ensure_migrated(engine)
+        yield SubscriptionStore(engine)
+    finally:
+        engine.dispose()
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _letters(number: int) -> str:
+    return f"{number} dead letter{'' if number == 1 else 's'}"
+
+
+class _Progress:
+    """An ``on_progress`` callback: a bar on stderr for a large batch on a terminal, else silent.
+
+    The size of a batch is known only once the queue is counted, so the bar
+    starts on the first report rather than up front.
+    """
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+        self._stack = contextlib.ExitStack()
+        self._update: Callable[[int], None] | None = None
+        self._silent = False
+        self._shown = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._update is None and not self._silent:
+            self._silent = total <= PROGRESS_THRESHOLD or not sys.stderr.isatty()
+            if not self._silent:
+                bar = click.progressbar(length=total, label=self._label, file=sys.stderr)
+                self._update = self._stack.enter_context(bar).update
+        if self._update is not None:
+            self._update(done - self._shown)
+            self._shown = done
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._stack.close()
