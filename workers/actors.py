@@ -85,9 +85,14 @@ class Attempts:
             return
         bound = log.bind(event_id=item.event_id, subscription_id=item.subscription_id, attempt=item.attempt)
         subscription = self.runtime.subscriptions.get(item.subscription_id)
-        if subscription is None or not subscription.enabled:
-            reason = "subscription_removed" if subscription is None else "subscription_disabled"
-            bound.info("delivery_skipped", reason=reason)
+        if subscription is None:
+            bound.info("delivery_skipped", reason="subscription_removed")  # nowhere left to deliver it
+            return
+        if not subscription.enabled:
+            # Kept, not dropped: once the subscription is enabled again, `hookline dlq replay` sends it.
+            dead = deadletters.DeadLetter.of(item, "disabled", now, attempts=item.attempt - 1)
+            deadletters.park_delivery(self.broker, dead, self.retention_ms)
+            bound.info("delivery_dead_lettered", cause="disabled", dead_letter=dead.id)
             return
         bound = bound.bind(host=urlsplit(subscription.url).hostname)
         keys = [secret_key(secret) for secret in subscription.active_secrets(datetime.now(UTC))]

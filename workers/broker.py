@@ -14,18 +14,19 @@ to 2.x for that reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pika
 import pika.exceptions
 from dramatiq import Message
 from dramatiq.broker import Consumer, MessageProxy
 from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer, _RabbitmqMessage
-from dramatiq.common import q_name
+from dramatiq.common import q_name, xq_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware
 
-from workers.topology import Topology
+if TYPE_CHECKING:
+    from workers.topology import Topology
 
 FAN_OUT_ACTOR = "fan_out"
 DELIVER_ACTOR = "deliver"
@@ -62,6 +63,11 @@ class HooklineBroker(RabbitmqBroker):
         except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError):
             del self.connection  # never reuse a broken channel on this thread
             raise
+
+    def _declare_xq_queue(self, queue_name: str) -> Any:
+        # dramatiq gives .XQ queues a 7-day TTL; hookline expires nothing an
+        # operator did not ask it to (.XQ receives only crashed messages).
+        return self.channel.queue_declare(queue=xq_name(queue_name), durable=True)
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Consumer:
         if queue_name != self.topology.events_queue:

@@ -32,8 +32,9 @@ SUBSCRIPTION_HEADER = "x-hookline-subscription-id"
 CAUSE_HEADER = "x-hookline-cause"
 
 # Why a delivery was given up: all attempts failed, the failure is permanent
-# (410 Gone, or a 4xx when those are not retried), or it grew older than the maximum age.
-CAUSES = ("exhausted", "permanent", "max_age")
+# (410 Gone, or a 4xx when those are not retried), it grew older than the
+# maximum age, or its subscription was disabled while it was under way.
+CAUSES = ("exhausted", "permanent", "max_age", "disabled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ class DeadLetter:
     dead_lettered_at: str
 
     @classmethod
-    def of(cls, delivery: Delivery, cause: str, now: float) -> DeadLetter:
+    def of(cls, delivery: Delivery, cause: str, now: float, *, attempts: int | None = None) -> DeadLetter:
         return cls(
             id=f"dl_{uuid.uuid4().hex}",
             subscription_id=delivery.subscription_id,
@@ -62,7 +63,7 @@ class DeadLetter:
             event_type=delivery.event_type,
             event_timestamp=delivery.event_timestamp,
             payload=delivery.payload,
-            attempts=delivery.attempt,
+            attempts=delivery.attempt if attempts is None else attempts,
             first_attempt_at=_iso(delivery.first_attempt_at),
             last_attempt_at=_iso(delivery.last_attempt_at),
             last_status=delivery.last_status,

@@ -35,10 +35,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pika.exceptions
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.errors import ConnectionClosed
 
 from producer.settings import redacted_url
+from workers.broker import HooklineBroker
 from workers.errors import TopologyError
 from workers.settings import Settings
 
@@ -95,7 +95,7 @@ class Topology:
         return names
 
 
-def declare(broker: RabbitmqBroker, topology: Topology) -> None:
+def declare(broker: HooklineBroker, topology: Topology) -> None:
     """Declare exchange, queues and the binding; safe to run any number of times."""
     for queue in topology.actor_queues:
         broker.declare_queue(queue, ensure=True)
@@ -125,7 +125,7 @@ def innermost(exc: BaseException) -> str:
 def ensure(settings: Settings) -> Topology:
     """Connect, declare everything, disconnect; TopologyError says why if it cannot."""
     topology = Topology.from_settings(settings)
-    broker = RabbitmqBroker(url=settings.amqp_url, middleware=[])
+    broker = HooklineBroker(topology=topology, url=settings.amqp_url, middleware=[])
     try:
         declare(broker, topology)
     except (ConnectionClosed, pika.exceptions.AMQPError) as exc:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pika
 import pytest
+from standardwebhooks import Webhook
 from support.processes import Worker, messages, run_hookline, run_json, wait_until
 from support.publishing import publish
 from support.receiver import Received, Receiver, receiver
@@ -185,3 +186,39 @@ def test_a_worker_killed_while_retries_are_pending_loses_none_of_them(
 
     wait_until(lambda: delivered() >= published, timeout=60, what="every retry after the kill")
     assert delivered() == published
+
+
+def test_a_dead_letter_replayed_after_the_endpoint_recovers_is_delivered_with_the_same_webhook_id(
+    env: dict[str, str], hook_receiver: Receiver, workers: list[Worker], tmp_path: Path
+) -> None:
+    env["HOOKLINE_RETRY_SCHEDULE"] = "1s"
+    hook_receiver.respond = lambda _: 503
+    subscription = subscribe(env, f"{hook_receiver.url}/recovers")
+    start(env, workers, tmp_path / "worker.log")
+    [event_id] = publish(env)
+    wait_until(lambda: len(dead_letters(env)) == 1, timeout=30, what="the dead letter")
+    [letter] = dead_letters(env)
+
+    hook_receiver.respond = lambda _: 200
+    run_hookline(env, "dlq", "replay", letter["id"])
+    wait_until(lambda: len(hook_receiver.on("/recovers")) == 3, timeout=30, what="the replayed delivery")
+    replayed = hook_receiver.on("/recovers")[-1]
+    assert replayed.headers["webhook-id"] == event_id
+    Webhook(subscription["secret"]).verify(replayed.body, replayed.headers)
+    assert dead_letters(env) == []
+
+
+def test_deliveries_under_way_when_a_subscription_is_disabled_become_dead_letters(
+    env: dict[str, str], hook_receiver: Receiver, workers: list[Worker], tmp_path: Path
+) -> None:
+    env["HOOKLINE_RETRY_SCHEDULE"] = "3s"
+    hook_receiver.respond = lambda _: 503
+    subscription = subscribe(env, f"{hook_receiver.url}/paused")
+    start(env, workers, tmp_path / "worker.log")
+    [event_id] = publish(env)
+    wait_until(lambda: len(hook_receiver.on("/paused")) == 1, timeout=30, what="the first attempt")
+    run_json(env, "subscriptions", "disable", subscription["id"])
+    wait_until(lambda: len(dead_letters(env)) == 1, timeout=30, what="the dead letter")
+    [letter] = dead_letters(env)
+    assert (letter["event_id"], letter["cause"], letter["attempts"]) == (event_id, "disabled", 1)
+    assert len(hook_receiver.on("/paused")) == 1

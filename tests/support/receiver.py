@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +48,7 @@ class Receiver:
 @contextmanager
 def receiver() -> Iterator[Receiver]:
     """A threaded HTTP server on 127.0.0.1 with a free port."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request drowns the output
     recorder = Receiver(url="")
     server: BaseWSGIServer = make_server("127.0.0.1", 0, recorder, threaded=True)
     recorder.url = f"http://127.0.0.1:{server.server_port}"

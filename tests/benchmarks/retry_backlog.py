@@ -1,0 +1,227 @@
+"""Retries wait in RabbitMQ, not in worker memory; and they fire on time.
+
+Not a test: it prints figures. Everything runs on this machine against the
+broker on 127.0.0.1, with a receiver on loopback:
+
+1. Backlog: a subscription whose endpoint answers 503, a retry schedule of one
+   hour. After a warm-up, the worker's idle RSS is read; then N events are
+   published (default 100,000), every first attempt fails, and each delivery
+   goes to wait in a delay queue. With all N waiting, the worker's RSS is read
+   again. Target: within 10 % of idle.
+2. Timing: deliveries that fail three times with waits of 2 s, 5 s and 10 s
+   (no jitter). For each retry, how long after its due time it arrived at the
+   receiver (measured from the failed attempt's arrival, so it includes one
+   round trip). Target: never early, at most 10 % + 1 s late.
+
+    .venv/bin/python tests/benchmarks/retry_backlog.py [-n 100000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support.*
+
+import pika
+from support.processes import Worker, messages, run_hookline, run_json, wait_until
+from support.receiver import Received, Receiver, receiver
+
+from producer import Event, ProducerSettings, Publisher
+from workers.topology import Topology
+
+AMQP_URL = os.environ.get("HOOKLINE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+TIMING_SCHEDULE = (2.0, 5.0, 10.0)
+
+
+def main() -> None:
+    options = parse_args()
+    name = f"hookline.bench.{uuid.uuid4().hex[:8]}"
+    workdir = Path(tempfile.mkdtemp(prefix="hookline-bench-"))
+    env = {
+        "HOOKLINE_AMQP_URL": AMQP_URL,
+        "HOOKLINE_EXCHANGE": name,
+        "HOOKLINE_QUEUE_PREFIX": name,
+        "HOOKLINE_DATABASE_URL": f"sqlite:///{workdir / 'hookline.db'}",
+        "HOOKLINE_LOG_LEVEL": "WARNING",
+    }
+    run_hookline(env, "setup")
+    figures: dict[str, Any] = {}
+    try:
+        with receiver() as hooks:
+            figures["backlog"] = backlog(env, hooks, workdir, options.events, options.processes)
+            figures["timing"] = timing(env, hooks, workdir, options.timing_events)
+    finally:
+        delete_topology(env)
+    report(figures, as_json=options.json)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--events", type=int, default=100_000, help="deliveries left waiting")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes")
+    parser.add_argument("--timing-events", type=int, default=200, help="deliveries in the timing phase")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    return parser.parse_args()
+
+
+def backlog(
+    env: dict[str, str], hooks: Receiver, workdir: Path, count: int, processes: int
+) -> dict[str, Any]:
+    hooks.respond = lambda _: 503
+    run_json(env, "subscriptions", "add", "--url", f"{hooks.url}/backlog", "--event", "bench.backlog")
+    worker_env = {**env, "HOOKLINE_RETRY_SCHEDULE": "1h"}
+    worker = Worker(worker_env, workdir / "backlog-worker.log", "--processes", str(processes))
+    worker.start([f"{env['HOOKLINE_QUEUE_PREFIX']}.events"])
+    try:
+        warm_up = 2_000
+        publish(env, "bench.backlog", warm_up)
+        wait_for_waiting(env, warm_up)
+        time.sleep(2)
+        idle = worker_rss(worker)
+        started = time.monotonic()
+        publish(env, "bench.backlog", count)
+        wait_for_waiting(env, warm_up + count, progress=True)
+        elapsed = time.monotonic() - started
+        time.sleep(2)
+        loaded = worker_rss(worker)
+    finally:
+        worker.terminate()
+    ratios = [loaded[pid] / idle[pid] for pid in idle if pid in loaded]
+    return {
+        "waiting": waiting(env),
+        "idle_rss_mib": {str(pid): round(kib / 1024, 1) for pid, kib in idle.items()},
+        "rss_with_backlog_mib": {str(pid): round(kib / 1024, 1) for pid, kib in loaded.items()},
+        "max_rss_ratio": round(max(ratios), 3),
+        "seconds_to_fail_and_park": round(elapsed, 1),
+    }
+
+
+def timing(env: dict[str, str], hooks: Receiver, workdir: Path, count: int) -> dict[str, Any]:
+    seen: dict[str, int] = {}
+
+    def fail_three_times(request: Received) -> int:
+        key = request.headers["webhook-id"]
+        seen[key] = seen.get(key, 0) + 1
+        return 503 if seen[key] <= len(TIMING_SCHEDULE) else 200
+
+    hooks.respond = fail_three_times
+    run_json(env, "subscriptions", "add", "--url", f"{hooks.url}/timing", "--event", "bench.timing")
+    schedule = ",".join(f"{delay:g}s" for delay in TIMING_SCHEDULE)
+    worker_env = {**env, "HOOKLINE_RETRY_SCHEDULE": schedule, "HOOKLINE_RETRY_JITTER": "0"}
+    worker = Worker(worker_env, workdir / "timing-worker.log").start(
+        [f"{env['HOOKLINE_QUEUE_PREFIX']}.retries"]
+    )
+    try:
+        publish(env, "bench.timing", count)
+        expected = count * (len(TIMING_SCHEDULE) + 1)
+        wait_until(lambda: len(hooks.on("/timing")) >= expected, timeout=120, what="every timing attempt")
+    finally:
+        worker.terminate()
+    late = lateness(hooks.on("/timing"))
+    return {
+        "retries": len(late),
+        "earliest_s": round(min(late), 3),
+        "p50_late_s": round(statistics.median(late), 3),
+        "p99_late_s": round(statistics.quantiles(late, n=100)[98], 3),
+        "max_late_s": round(max(late), 3),
+        "allowed_late_s": {f"{delay:g}s": round(delay * 0.1 + 1, 2) for delay in TIMING_SCHEDULE},
+        "within_target": all(
+            0 <= value <= delay * 0.1 + 1 for value, delay in zip(late, itertools.cycle(TIMING_SCHEDULE))
+        ),
+    }
+
+
+def lateness(requests: list[Received]) -> list[float]:
+    """For each retry: arrival minus (previous attempt's arrival + its wait), ordered by webhook."""
+    by_id: dict[str, list[float]] = {}
+    for request in requests:
+        by_id.setdefault(request.headers["webhook-id"], []).append(request.at)
+    late = []
+    for arrivals in by_id.values():
+        for (earlier, later), delay in zip(
+            itertools.pairwise(sorted(arrivals)), TIMING_SCHEDULE, strict=False
+        ):
+            late.append(later - earlier - delay)
+    return late
+
+
+def publish(env: dict[str, str], event_type: str, count: int) -> None:
+    settings = ProducerSettings(amqp_url=env["HOOKLINE_AMQP_URL"], exchange=env["HOOKLINE_EXCHANGE"])
+    with Publisher(settings) as publisher:
+        for start in range(0, count, 10_000):
+            events = [Event.create(event_type, {"n": n}) for n in range(start, min(start + 10_000, count))]
+            failures = publisher.publish_many(events)
+            if failures:
+                raise SystemExit(f"{len(failures)} events were not stored: {failures[0][1]}")
+
+
+def waiting(env: dict[str, str]) -> int:
+    topology = Topology(exchange=env["HOOKLINE_EXCHANGE"], prefix=env["HOOKLINE_QUEUE_PREFIX"])
+    return sum(messages(env["HOOKLINE_AMQP_URL"], queue) for queue in topology.delay_queues.values())
+
+
+def wait_for_waiting(env: dict[str, str], count: int, *, progress: bool = False) -> None:
+    deadline = time.monotonic() + 3600
+    while (now_waiting := waiting(env)) < count:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {now_waiting} of {count} deliveries reached the delay queues")
+        if progress:
+            print(f"\r  {now_waiting:>7} of {count} deliveries waiting for retry", end="", file=sys.stderr)
+        time.sleep(1)
+    if progress:
+        print(file=sys.stderr)
+
+
+def worker_rss(worker: Worker) -> dict[int, int]:
+    """VmRSS in KiB of each dramatiq worker process (the children of `hookline worker`)."""
+    assert worker.process is not None
+    parent = worker.process.pid
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    rss = {}
+    for pid in map(int, children):
+        status = Path(f"/proc/{pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+        rss[pid] = int(line.split()[1])
+    return rss
+
+
+def delete_topology(env: dict[str, str]) -> None:
+    topology = Topology(exchange=env["HOOKLINE_EXCHANGE"], prefix=env["HOOKLINE_QUEUE_PREFIX"])
+    connection = pika.BlockingConnection(pika.URLParameters(env["HOOKLINE_AMQP_URL"]))
+    channel = connection.channel()
+    for queue in topology.all_queues():
+        channel.queue_delete(queue)
+    channel.exchange_delete(topology.exchange)
+    connection.close()
+
+
+def report(figures: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(figures, indent=2))
+        return
+    backlog, timing = figures["backlog"], figures["timing"]
+    print(f"deliveries waiting for retry   {backlog['waiting']}")
+    print(f"worker RSS idle (MiB)          {backlog['idle_rss_mib']}")
+    print(f"worker RSS with backlog (MiB)  {backlog['rss_with_backlog_mib']}")
+    print(f"largest RSS ratio              {backlog['max_rss_ratio']}  (target <= 1.10)")
+    print(f"seconds to fail and park all   {backlog['seconds_to_fail_and_park']}")
+    print(f"retries timed                  {timing['retries']}")
+    print(
+        f"lateness (s) min/p50/p99/max   {timing['earliest_s']} / {timing['p50_late_s']} / "
+        f"{timing['p99_late_s']} / {timing['max_late_s']}  (allowed {timing['allowed_late_s']})"
+    )
+    print(f"timing within target           {timing['within_target']}")
+
+
+if __name__ == "__main__":
+    main()
