@@ -12,15 +12,9 @@ import pika
 import pytest
 from standardwebhooks import Webhook
 from support.processes import Worker, messages, run_hookline, run_json, wait_until
-from support.receiver import Receiver, receiver
+from support.receiver import Receiver
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def hook_receiver() -> Iterator[Receiver]:
-    with receiver() as recorder:
-        yield recorder
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +13,9 @@ import pytest
 from standardwebhooks import Webhook
 from support.processes import Worker, messages, run_hookline, run_json, wait_until
 from support.publishing import publish
-from support.receiver import Received, Receiver, receiver
+from support.receiver import Received, Receiver
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def hook_receiver() -> Iterator[Receiver]:
-    with receiver() as recorder:
-        yield recorder
 
 
 @pytest.fixture
@@ -31,14 +24,6 @@ def env(hookline_env: dict[str, str]) -> dict[str, str]:
     hookline_env.update({"HOOKLINE_RETRY_SCHEDULE": "1s,2s,3s", "HOOKLINE_RETRY_JITTER": "0"})
     run_hookline(hookline_env, "setup")
     return hookline_env
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.kill()
 
 
 def start(env: dict[str, str], workers: list[Worker], log: Path) -> Worker:

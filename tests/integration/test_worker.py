@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pika
 import pytest
 from support.processes import Worker, run_hookline, run_json, wait_until
 from support.publishing import publish
-from support.receiver import Receiver, receiver
+from support.receiver import Receiver
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def hook_receiver() -> Iterator[Receiver]:
-    with receiver() as recorder:
-        yield recorder
 
 
 @pytest.fixture
@@ -26,14 +19,6 @@ def ready(hookline_env: dict[str, str]) -> dict[str, str]:
     """An environment after `hookline setup`."""
     run_hookline(hookline_env, "setup")
     return hookline_env
-
-
-@pytest.fixture
-def workers(ready: dict[str, str], tmp_path: Path) -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.kill()
 
 
 def start_worker(env: dict[str, str], workers: list[Worker], log: Path, *args: str) -> Worker:

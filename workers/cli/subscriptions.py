@@ -118,7 +118,7 @@ def enable(subscription_id: str, as_json: bool) -> None:
 @click.argument("subscription_id", metavar="ID")
 @json_option
 def disable(subscription_id: str, as_json: bool) -> None:
-    """Stop deliveries to a subscription; events meanwhile are not delivered to it."""
+    """Stop deliveries; deliveries under way become dead letters, replayable after enable."""
     with _open_store() as store:
         subscription = store.set_enabled(subscription_id, False)
     _print(subscription, as_json=as_json)

@@ -1,0 +1,24 @@
+"""Fixtures for tests that run hookline end to end: a receiver on loopback, worker processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from support.processes import Worker
+from support.receiver import Receiver, receiver
+
+
+@pytest.fixture
+def hook_receiver() -> Iterator[Receiver]:
+    with receiver() as recorder:
+        yield recorder
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    """Workers a test started; each is SIGKILLed at the end if it still runs."""
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.kill()
