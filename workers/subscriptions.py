@@ -7,6 +7,14 @@ processes sharing a SQLite file) never interleave half-done changes.
 Secret rotation keeps one previous secret: the new one becomes current at
 once, the old one stays valid until ``previous_secret_expires_at``, and while
 both are active the workers sign every webhook with both.
+
+Auto-disable: the workers record when a subscription starts failing
+(``failing_since``) and disable it once it has failed for
+``HOOKLINE_AUTO_DISABLE_AFTER``, or at once on 410 Gone. These bookkeeping
+writes are conditional single UPDATEs, so many worker processes can race on
+them and exactly one wins each transition; they leave ``updated_at`` alone,
+which keeps meaning "last changed by a person". The workers' cache still sees
+them, because it compares whole rows.
 """
 
 from __future__ import annotations
@@ -36,9 +44,14 @@ MAX_URL_LENGTH = 2048
 MAX_DESCRIPTION_LENGTH = 1000
 MASKED_SECRET = "whsec_…"  # noqa: S105 - the placeholder printed instead of a secret
 
+# Why a subscription is disabled (``disabled_reason``).
+DISABLED_FAILING = "failing"  # failed continuously for HOOKLINE_AUTO_DISABLE_AFTER
+DISABLED_GONE = "gone"  # the receiver answered 410 Gone
+DISABLED_MANUAL = "manual"  # `hookline subscriptions disable`
+
 metadata = sa.MetaData()
 
-# Mirrors migration 0001; tests/integration/test_migrations.py checks the two agree.
+# Mirrors migrations 0001 and 0002; tests/integration/test_migrations.py checks they agree.
 subscriptions_table = sa.Table(
     "subscriptions",
     metadata,
@@ -52,12 +65,20 @@ subscriptions_table = sa.Table(
     sa.Column("description", sa.Text(), nullable=False, server_default=""),
     sa.Column("created_at", UTCDateTime(), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", UTCDateTime(), nullable=False, server_default=sa.func.now()),
+    sa.Column("failing_since", UTCDateTime(), nullable=True),
+    sa.Column("disabled_reason", sa.Text(), nullable=True),
+    sa.Column("disabled_at", UTCDateTime(), nullable=True),
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """One subscription as stored. Its repr leaves the secrets out, so logging one is safe."""
+    """One subscription as stored. Its repr leaves the secrets out, so logging one is safe.
+
+    ``failing_since`` is when the current run of failures began (None while
+    healthy); ``disabled_reason`` is one of the ``DISABLED_*`` reasons, set with
+    ``disabled_at`` when the subscription was disabled and cleared on enable.
+    """
 
     id: str
     url: str
@@ -69,6 +90,9 @@ class Subscription:
     description: str
     created_at: datetime
     updated_at: datetime
+    failing_since: datetime | None = None
+    disabled_reason: str | None = None
+    disabled_at: datetime | None = None
 
     def active_secrets(self, now: datetime) -> tuple[str, ...]:
         """The secrets to sign with at ``now``: the current one, then the previous one until it expires."""
@@ -90,6 +114,9 @@ class Subscription:
             "url": self.url,
             "event_patterns": list(self.event_patterns),
             "enabled": self.enabled,
+            "disabled_reason": self.disabled_reason,
+            "disabled_at": self.disabled_at,
+            "failing_since": self.failing_since,
             "description": self.description,
             "secret": self.secret if show_secret else MASKED_SECRET,
             "previous_secret": _shown(self.previous_secret, show_secret) if rotating else None,
@@ -216,7 +243,66 @@ class SubscriptionStore:
         return self._select_all(sa.select(subscriptions_table))
 
     def set_enabled(self, subscription_id: str, enabled: bool) -> Subscription:
-        return self._update(subscription_id, enabled=enabled)
+        """Enable or disable at a person's request; ``updated_at`` moves either way.
+
+        Enabling a disabled subscription clears its reason and its failure
+        record, so the auto-disable clock starts afresh; enabling an enabled
+        one leaves ``failing_since`` running. Disabling an enabled one records
+        reason ``manual``; disabling a disabled one keeps the reason it has.
+        """
+        # CASE sees the row as it was before this UPDATE, as in rotate_secret.
+        was_enabled = subscriptions_table.c.enabled
+        if enabled:
+            return self._update(
+                subscription_id,
+                enabled=True,
+                failing_since=sa.case((was_enabled, subscriptions_table.c.failing_since), else_=sa.null()),
+                disabled_reason=None,
+                disabled_at=None,
+            )
+        return self._update(
+            subscription_id,
+            enabled=False,
+            disabled_reason=sa.case(
+                (was_enabled, sa.literal(DISABLED_MANUAL, sa.Text())),
+                else_=subscriptions_table.c.disabled_reason,
+            ),
+            disabled_at=sa.case(
+                (was_enabled, sa.literal(self._now(), UTCDateTime())),
+                else_=subscriptions_table.c.disabled_at,
+            ),
+        )
+
+    def mark_failing(self, subscription_id: str, now: datetime) -> None:
+        """Record the first failure after a success: sets ``failing_since`` only where it is unset.
+
+        Later calls, from this worker or any other, keep the earliest time. An
+        unknown id is ignored: the subscription may just have been removed.
+        """
+        table = subscriptions_table
+        self._bookkeep(subscription_id, table.c.failing_since.is_(None), failing_since=_aware(now))
+
+    def mark_healthy(self, subscription_id: str) -> None:
+        """Record a success after failures: clears ``failing_since`` where it is set."""
+        table = subscriptions_table
+        self._bookkeep(subscription_id, table.c.failing_since.is_not(None), failing_since=None)
+
+    def disable_if_failing_since(self, subscription_id: str, before: datetime, now: datetime) -> bool:
+        """Disable with reason ``failing`` if enabled and failing since ``before`` or earlier.
+
+        True only for the one call that disabled it, so exactly one worker logs it.
+        """
+        table = subscriptions_table
+        return self._bookkeep(
+            subscription_id,
+            table.c.enabled,
+            table.c.failing_since <= _aware(before),
+            **_disabled(DISABLED_FAILING, now),
+        )
+
+    def disable_gone(self, subscription_id: str, now: datetime) -> bool:
+        """Disable with reason ``gone`` (the receiver answered 410) if enabled; True if this call did."""
+        return self._bookkeep(subscription_id, subscriptions_table.c.enabled, **_disabled(DISABLED_GONE, now))
 
     def remove(self, subscription_id: str) -> None:
         statement = sa.delete(subscriptions_table).where(subscriptions_table.c.id == subscription_id)
@@ -262,6 +348,16 @@ class SubscriptionStore:
             raise _not_found(subscription_id)
         return _from_row(row)
 
+    def _bookkeep(self, subscription_id: str, *conditions: sa.ColumnElement[bool], **values: Any) -> bool:
+        """One conditional UPDATE that leaves ``updated_at`` alone; True if it changed the row."""
+        statement = (
+            sa.update(subscriptions_table)
+            .where(subscriptions_table.c.id == subscription_id, *conditions)
+            .values(**values)
+        )
+        with self._transaction() as connection:
+            return connection.execute(statement).rowcount == 1
+
     def _select_all(self, query: sa.Select[Any]) -> builtins.list[Subscription]:
         query = query.order_by(subscriptions_table.c.created_at, subscriptions_table.c.id)
         with self._transaction() as connection:
@@ -280,6 +376,16 @@ def _not_found(subscription_id: str) -> SubscriptionNotFound:
     return SubscriptionNotFound(f"no subscription with id {subscription_id[:100]!r}")
 
 
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given where a time zone is required")
+    return moment.astimezone(UTC)
+
+
+def _disabled(reason: str, now: datetime) -> dict[str, Any]:
+    return {"enabled": False, "disabled_reason": reason, "disabled_at": _aware(now)}
+
+
 def _row_values(subscription: Subscription) -> dict[str, Any]:
     return {
         "id": subscription.id,
@@ -292,6 +398,9 @@ def _row_values(subscription: Subscription) -> dict[str, Any]:
         "description": subscription.description,
         "created_at": subscription.created_at,
         "updated_at": subscription.updated_at,
+        "failing_since": subscription.failing_since,
+        "disabled_reason": subscription.disabled_reason,
+        "disabled_at": subscription.disabled_at,
     }
 
 
@@ -307,4 +416,7 @@ def _from_row(row: sa.RowMapping) -> Subscription:
         description=row["description"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        failing_since=row["failing_since"],
+        disabled_reason=row["disabled_reason"],
+        disabled_at=row["disabled_at"],
     )

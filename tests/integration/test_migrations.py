@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from workers import db
 from workers.errors import DatabaseNotMigrated, StoreError
-from workers.subscriptions import metadata
+from workers.subscriptions import SubscriptionStore, metadata, subscriptions_table
 
 pytestmark = pytest.mark.integration
 
 
 def test_migrate_applies_every_revision_once_then_nothing(database_url: str) -> None:
-    assert db.migrate(database_url) == [db.head_revision()] == ["0001"]
+    assert db.migrate(database_url) == ["0001", "0002"]
+    assert db.head_revision() == "0002"
     assert db.migrate(database_url) == []
 
 
@@ -28,7 +32,7 @@ def test_migrate_needs_no_alembic_ini_in_the_working_directory(
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
 
-    assert db.migrate(database_url) == ["0001"]
+    assert db.migrate(database_url) == ["0001", "0002"]
 
 
 def test_the_migrated_schema_matches_the_table_the_store_queries(database_url: str) -> None:
@@ -83,7 +87,7 @@ def test_ensure_migrated_refuses_a_schema_newer_than_this_code(database_url: str
 def test_a_plain_postgresql_url_is_served_by_psycopg_3(postgres_url: str) -> None:
     plain = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
-    assert db.migrate(plain) == ["0001"]
+    assert db.migrate(plain) == ["0001", "0002"]
     assert db.create_engine(plain).dialect.driver == "psycopg"
 
 
@@ -125,3 +129,70 @@ def test_a_failed_sqlite_migration_leaves_no_half_created_schema(
         assert sa.inspect(engine).get_table_names() == []
     finally:
         engine.dispose()
+
+
+CREATED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+_COLUMNS_AT_0001 = ("id", "url", "event_patterns", "secret", "enabled", "created_at", "updated_at")
+
+
+@pytest.fixture
+def at_0001(database_url: str) -> Iterator[sa.Engine]:
+    """A database migrated to 0001 only, holding two subscriptions, one of them disabled."""
+    command.upgrade(db.alembic_config(database_url), "0001")
+    engine = db.create_engine(database_url)
+    table = sa.table(
+        "subscriptions", *(sa.column(name, subscriptions_table.c[name].type) for name in _COLUMNS_AT_0001)
+    )
+    common = {
+        "url": "https://example.com/hooks",
+        "secret": "whsec_x",
+        "created_at": CREATED,
+        "updated_at": CREATED,
+    }
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(table),
+            [
+                {**common, "id": "sub_one", "event_patterns": ["order.*"], "enabled": True},
+                {**common, "id": "sub_two", "event_patterns": ["#"], "enabled": False},
+            ],
+        )
+    yield engine
+    engine.dispose()
+
+
+def test_ensure_migrated_reports_a_database_at_0001_as_not_migrated(at_0001: sa.Engine) -> None:
+    with pytest.raises(DatabaseNotMigrated, match="run `hookline setup`"):
+        db.ensure_migrated(at_0001)
+
+
+def test_upgrading_0001_to_0002_keeps_every_row_and_records_no_failure_or_reason(
+    database_url: str, at_0001: sa.Engine
+) -> None:
+    assert db.migrate(database_url) == ["0002"]
+
+    db.ensure_migrated(at_0001)
+    loaded = SubscriptionStore(at_0001).load_all()
+    assert [(sub.id, sub.event_patterns, sub.enabled) for sub in loaded] == [
+        ("sub_one", ("order.*",), True),
+        ("sub_two", ("#",), False),
+    ]
+    assert {(sub.failing_since, sub.disabled_reason, sub.disabled_at) for sub in loaded} == {
+        (None, None, None)
+    }
+    assert {(sub.created_at, sub.updated_at) for sub in loaded} == {(CREATED, CREATED)}
+
+
+def test_downgrading_0002_to_0001_drops_the_new_columns_and_keeps_the_rows(
+    database_url: str, at_0001: sa.Engine
+) -> None:
+    db.migrate(database_url)
+    SubscriptionStore(at_0001).disable_gone("sub_one", datetime.now(UTC))
+
+    command.downgrade(db.alembic_config(database_url), "0001")
+
+    columns = {column["name"] for column in sa.inspect(at_0001).get_columns("subscriptions")}
+    assert not columns & {"failing_since", "disabled_reason", "disabled_at"}
+    with at_0001.connect() as connection:
+        rows = connection.execute(sa.text("SELECT id, enabled FROM subscriptions ORDER BY id")).all()
+    assert [(row.id, bool(row.enabled)) for row in rows] == [("sub_one", False), ("sub_two", False)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -63,6 +64,7 @@ def test_add_stores_an_enabled_subscription_with_a_generated_secret(
     assert (added.url, added.event_patterns, added.description) == (URL, ("order.*", "invoice.paid"), "shop")
     assert added.enabled is True
     assert added.previous_secret is None
+    assert (added.failing_since, added.disabled_reason, added.disabled_at) == (None, None, None)
     assert added.created_at == added.updated_at == clock.now
     assert store.get(added.id) == added
 
@@ -169,18 +171,23 @@ def test_list_breaks_ties_in_creation_time_by_id(store: SubscriptionStore) -> No
     assert [sub.id for sub in store.list()] == sorted(sub.id for sub in added)
 
 
-def test_set_enabled_changes_the_flag_and_updated_at_only(store: SubscriptionStore, clock: FakeClock) -> None:
+def test_set_enabled_changes_the_flag_and_updated_at_and_records_a_manual_disable(
+    store: SubscriptionStore, clock: FakeClock
+) -> None:
     added = store.add(URL, ["order.*"])
     later = clock.advance(minutes=5)
 
     disabled = store.set_enabled(added.id, False)
 
     assert disabled.enabled is False
+    assert (disabled.disabled_reason, disabled.disabled_at) == ("manual", later)
     assert disabled.updated_at == later
     assert disabled.created_at == added.created_at
     assert (disabled.secret, disabled.event_patterns) == (added.secret, added.event_patterns)
     assert store.get(added.id) == disabled
-    assert store.set_enabled(added.id, True).enabled is True
+    assert store.set_enabled(added.id, True) == replace(
+        disabled, enabled=True, disabled_reason=None, disabled_at=None
+    )
 
 
 def test_remove_deletes_only_that_subscription(store: SubscriptionStore) -> None:

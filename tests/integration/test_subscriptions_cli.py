@@ -133,6 +133,66 @@ def test_list_filters_on_enabled_and_disabled(hookline: Hookline) -> None:
     assert [record["id"] for record in hookline.json("list", "--disabled")] == [off.id]
 
 
+def test_list_shows_why_each_disabled_subscription_is_disabled(hookline: Hookline) -> None:
+    healthy, gone, manual = hookline.add("a"), hookline.add("b"), hookline.add("c")
+    hookline.store.disable_gone(gone.id, datetime.now(UTC))
+    hookline.run("disable", manual.id)
+
+    result = hookline.run("list")
+
+    assert result.exit_code == 0, result.output
+    cells = [re.split(r"\s{2,}", row) for row in result.stdout.splitlines()[1:]]
+    assert {row[0]: row[3] for row in cells} == {
+        healthy.id: "yes",
+        gone.id: "no (gone)",
+        manual.id: "no (manual)",
+    }
+    reasons = {record["id"]: record["disabled_reason"] for record in hookline.json("list")}
+    assert reasons == {healthy.id: None, gone.id: "gone", manual.id: "manual"}
+
+
+def test_show_and_list_with_json_report_failing_since_and_when_and_why_it_was_disabled(
+    hookline: Hookline,
+) -> None:
+    added = hookline.add("order.*")
+    failing_since = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    hookline.store.mark_failing(added.id, failing_since)
+    hookline.store.disable_if_failing_since(
+        added.id, before=failing_since, now=failing_since + timedelta(days=5)
+    )
+
+    shown = hookline.json("show", added.id)
+    (listed,) = hookline.json("list")
+
+    assert shown == listed
+    assert shown["enabled"] is False
+    assert shown["disabled_reason"] == "failing"
+    assert datetime.fromisoformat(shown["failing_since"]) == failing_since
+    assert datetime.fromisoformat(shown["disabled_at"]) == failing_since + timedelta(days=5)
+
+
+def test_show_of_a_healthy_subscription_has_no_reason_and_no_failure(hookline: Hookline) -> None:
+    added = hookline.add("order.*")
+
+    result = hookline.run("show", added.id)
+
+    assert result.exit_code == 0, result.output
+    for field in ("disabled_reason", "disabled_at", "failing_since"):
+        assert re.search(rf"^{field}\s+-$", result.stdout, re.MULTILINE)
+
+
+def test_enable_resumes_a_gone_subscription_and_forgets_why_it_was_disabled(hookline: Hookline) -> None:
+    added = hookline.add("order.*")
+    hookline.store.mark_failing(added.id, datetime.now(UTC))
+    hookline.store.disable_gone(added.id, datetime.now(UTC))
+
+    record = hookline.json("enable", added.id)
+
+    assert record["enabled"] is True
+    assert (record["disabled_reason"], record["disabled_at"], record["failing_since"]) == (None, None, None)
+    assert hookline.store.get(added.id).enabled is True
+
+
 def test_list_with_json_masks_every_secret(hookline: Hookline) -> None:
     added = hookline.add("order.*")
 

@@ -88,9 +88,17 @@ def _list_row(subscription: Subscription) -> dict[str, object]:
         "id": subscription.id,
         "url": subscription.url,
         "events": subscription.event_patterns,
-        "enabled": subscription.enabled,
+        "enabled": _enabled_cell(subscription),
         "description": subscription.description,
     }
+
+
+def _enabled_cell(subscription: Subscription) -> str:
+    """``yes``, ``no``, or ``no (reason)`` when the store recorded why: ``no (gone)``."""
+    if subscription.enabled:
+        return "yes"
+    reason = subscription.disabled_reason
+    return "no" if reason is None else f"no ({reason})"
 
 
 @subscriptions.command()
@@ -108,7 +116,7 @@ def show(subscription_id: str, show_secret: bool, as_json: bool) -> None:
 @click.argument("subscription_id", metavar="ID")
 @json_option
 def enable(subscription_id: str, as_json: bool) -> None:
-    """Resume deliveries to a subscription."""
+    """Resume deliveries to a subscription, however it was disabled; its failure record starts afresh."""
     with _open_store() as store:
         subscription = store.set_enabled(subscription_id, True)
     _print(subscription, as_json=as_json)
