@@ -10,24 +10,31 @@ logic lives in :mod:`workers.fanout`, :mod:`workers.delivery` and
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import dramatiq
 
-from workers import deadletters, delays, delivery, fanout
+from workers import deadletters, delays, delivery, fanout, isolation
 from workers.broker import DELIVER_ACTOR, FAN_OUT_ACTOR, RETRY_ACTOR, HooklineBroker, RawEvent
-from workers.errors import DeliveryFailed
+from workers.errors import CircuitOpen, DeliveryFailed
+from workers.health import SubscriptionHealth
 from workers.logs import get_logger
 from workers.middleware.fail_on_error import FailOnError
 from workers.retry import GiveUp, RetryPolicy
 from workers.runtime import Runtime
 from workers.signing import secret_key
+from workers.subscriptions import Subscription
 from workers.topology import Topology
 
 log = get_logger(component="deliver")
+
+# How long a delivery to an endpoint at its in-flight cap waits before it is offered again:
+# 1 s, doubling each time it finds the endpoint busy again, up to a minute.
+BUSY_WAIT_SECONDS = 1.0
+BUSY_WAIT_MAX_SECONDS = 64.0
 
 
 @dataclass(frozen=True)
@@ -75,8 +82,23 @@ class Attempts:
         self.runtime = runtime
         self.broker = broker
         self.policy = policy
+        settings = runtime.settings
+        self.endpoints = isolation.Endpoints(
+            max_in_flight=settings.endpoint_max_in_flight,
+            failure_threshold=settings.breaker_failures,
+            cooldown=settings.breaker_cooldown,
+        )
+        self._health: SubscriptionHealth | None = None
         retention = runtime.settings.dead_letter_retention
         self.retention_ms = None if retention is None else int(retention * 1000)
+
+    @property
+    def health(self) -> SubscriptionHealth:
+        # Built on first use: the store exists only once the runtime opened the database.
+        if self._health is None:
+            after = self.runtime.settings.auto_disable_after
+            self._health = SubscriptionHealth(self.runtime.subscriptions.store, after, log)
+        return self._health
 
     def run(self, item: delivery.Delivery) -> None:
         now = time.time()
@@ -84,19 +106,47 @@ class Attempts:
             delays.wait_in_broker(self.broker, item, now)  # came back from a hop early: keep waiting
             return
         bound = log.bind(event_id=item.event_id, subscription_id=item.subscription_id, attempt=item.attempt)
+        subscription = self.deliverable(item, now, bound)
+        if subscription is None:
+            return
+        bound = bound.bind(host=urlsplit(subscription.url).hostname)
+        endpoint = isolation.endpoint_of(subscription.url)
+        refusal = self.endpoints.enter(endpoint)
+        if refusal == isolation.BUSY:
+            # Not an attempt: the endpoint is slow, not failing. Wait in RabbitMQ, not on a thread, and
+            # longer each time, so a large backlog for one slow endpoint does not churn through the broker.
+            wait = min(BUSY_WAIT_SECONDS * 2**item.deferrals, BUSY_WAIT_MAX_SECONDS)
+            later = replace(item, not_before=now + wait, deferrals=item.deferrals + 1)
+            delays.wait_in_broker(self.broker, later, now)
+            bound.debug("delivery_deferred", reason=refusal, wait=wait)
+            return
+        if refusal == isolation.OPEN:
+            failure = CircuitOpen("circuit breaker open")
+            self.health.failed(subscription, failure, datetime.now(UTC))
+            self.settle_failure(item, failure, attempted_at=now, duration=0, log=bound)
+            return
+        self.attempt(item, subscription, endpoint, now, bound)
+
+    def deliverable(self, item: delivery.Delivery, now: float, bound: Any) -> Subscription | None:
+        """The subscription to deliver to, or None once the delivery was skipped or parked."""
         subscription = self.runtime.subscriptions.get(item.subscription_id)
         if subscription is None:
             bound.info("delivery_skipped", reason="subscription_removed")  # nowhere left to deliver it
-            return
+            return None
         if not subscription.enabled:
             # Kept, not dropped: once the subscription is enabled again, `hookline dlq replay` sends it.
             dead = deadletters.DeadLetter.of(item, "disabled", now, attempts=item.attempt - 1)
             deadletters.park_delivery(self.broker, dead, self.retention_ms)
             bound.info("delivery_dead_lettered", cause="disabled", dead_letter=dead.id)
-            return
-        bound = bound.bind(host=urlsplit(subscription.url).hostname)
+            return None
+        return subscription
+
+    def attempt(
+        self, item: delivery.Delivery, subscription: Subscription, endpoint: str, now: float, bound: Any
+    ) -> None:
         keys = [secret_key(secret) for secret in subscription.active_secrets(datetime.now(UTC))]
         started = time.monotonic()
+        failure: DeliveryFailed | None = None
         try:
             response = delivery.attempt(
                 self.runtime.http_client,
@@ -106,8 +156,16 @@ class Attempts:
                 timeout=self.runtime.settings.http_timeout,
             )
         except DeliveryFailed as exc:
-            self.settle_failure(item, exc, attempted_at=now, duration=time.monotonic() - started, log=bound)
+            failure = exc
+        finally:
+            if self.endpoints.leave(endpoint, failure):
+                bound.warning("circuit_opened", endpoint=endpoint)
+        if failure is not None:
+            self.health.failed(subscription, failure, datetime.now(UTC))
+            duration = time.monotonic() - started
+            self.settle_failure(item, failure, attempted_at=now, duration=duration, log=bound)
             return
+        self.health.succeeded(subscription)
         bound.info("delivered", status=response.status, duration=round(response.duration, 4))
 
     def settle_failure(

@@ -46,6 +46,10 @@ class SubscriptionCache:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def store(self) -> SubscriptionStore:
+        return self._store
+
     def start(self) -> None:
         """Load once (failing loudly if the database is unusable), then refresh in the background."""
         self._snapshot = Snapshot(tuple(self._store.load_all()))

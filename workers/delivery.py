@@ -50,6 +50,8 @@ class Delivery:
     last_status: int | None = None
     last_reason: str | None = None
     last_error: str | None = None
+    # Times this delivery was sent back because its endpoint was at its in-flight cap.
+    deferrals: int = 0
 
     @classmethod
     def for_event(cls, event: Event, subscription_id: str, payload: str) -> Delivery:

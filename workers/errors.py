@@ -21,10 +21,14 @@
           │    ├── DnsFailure            reason "dns"
           │    ├── TlsFailure            reason "tls"
           │    ├── RedirectNotFollowed   reason "redirect" (any 3xx; .location says where)
+          │    ├── CircuitOpen           reason "circuit_open": not attempted, the endpoint's breaker is open
           │    └── RetryableHttpStatus   reason "http_status": 5xx, 408, 425, 429; .retry_after
           │         └── ClientErrorStatus  other 4xx: retried unless HOOKLINE_RETRY_CLIENT_ERRORS=false
           └── PermanentDeliveryFailure   another attempt would fail the same way
-               └── EndpointGone          reason "http_status", 410 Gone
+               ├── EndpointGone          reason "http_status", 410 Gone
+               └── BlockedAddress        reason "blocked_address": the host is or resolves to an
+                                         address webhooks may not reach (loopback, private,
+                                         link-local, ...; see workers/netguard.py)
 
 Whether a failure is retried is decided by its type, never by parsing a message.
 """
@@ -119,6 +123,12 @@ class RedirectNotFollowed(RetryableDeliveryFailure):
         self.location = location
 
 
+class CircuitOpen(RetryableDeliveryFailure):
+    """Not attempted: the endpoint failed repeatedly and its circuit breaker is open."""
+
+    reason = "circuit_open"
+
+
 class RetryableHttpStatus(RetryableDeliveryFailure):
     """A status worth retrying; ``retry_after`` is the receiver's Retry-After, in seconds."""
 
@@ -143,3 +153,13 @@ class PermanentDeliveryFailure(DeliveryFailed):
 
 class EndpointGone(PermanentDeliveryFailure):
     reason = "http_status"
+
+
+class BlockedAddress(PermanentDeliveryFailure):
+    """The endpoint's host is, or resolves to, an address the SSRF guard refuses.
+
+    Permanent: the same name keeps resolving to the same kind of address, and
+    retrying would only probe the internal network again.
+    """
+
+    reason = "blocked_address"

@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pika
 import pytest
 from standardwebhooks import Webhook
-from support.processes import Worker, messages, run_hookline, run_json, wait_until
+from support.processes import Worker, dead_letters, messages, run_hookline, run_json, wait_until
 from support.publishing import publish
 from support.receiver import Received, Receiver
 
@@ -47,21 +46,6 @@ def failing(times: int, status: int = 503, headers: dict[str, str] | None = None
         return (status, headers or {}) if seen[webhook_id] <= times else 200
 
     return respond
-
-
-def dead_letters(env: dict[str, str]) -> list[dict[str, Any]]:
-    connection = pika.BlockingConnection(pika.URLParameters(env["HOOKLINE_AMQP_URL"]))
-    channel = connection.channel()
-    letters = []
-    while True:
-        method, properties, body = channel.basic_get(f"{env['HOOKLINE_QUEUE_PREFIX']}.deliveries.dead")
-        if method is None:
-            break
-        letters.append(
-            {**json.loads(body), "message_id": properties.message_id, "headers": properties.headers}
-        )
-    connection.close()  # unacked: they go back to the queue
-    return letters
 
 
 def test_a_delivery_that_fails_twice_arrives_on_the_third_attempt_with_the_configured_spacing(
@@ -158,6 +142,7 @@ def test_a_worker_killed_while_retries_are_pending_loses_none_of_them(
     env: dict[str, str], hook_receiver: Receiver, workers: list[Worker], tmp_path: Path
 ) -> None:
     env["HOOKLINE_RETRY_SCHEDULE"] = "3s"
+    env["HOOKLINE_BREAKER_FAILURES"] = "1000"  # every first attempt must reach the receiver and fail
     hook_receiver.respond = failing(1)
     subscribe(env, f"{hook_receiver.url}/kill")
     first = start(env, workers, tmp_path / "first.log")

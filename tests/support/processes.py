@@ -102,3 +102,18 @@ def wait_until(
         time.sleep(interval)
     tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
     raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tail}")
+
+
+def dead_letters(env: dict[str, str]) -> list[dict[str, Any]]:
+    connection = pika.BlockingConnection(pika.URLParameters(env["HOOKLINE_AMQP_URL"]))
+    channel = connection.channel()
+    letters = []
+    while True:
+        method, properties, body = channel.basic_get(f"{env['HOOKLINE_QUEUE_PREFIX']}.deliveries.dead")
+        if method is None:
+            break
+        letters.append(
+            {**json.loads(body), "message_id": properties.message_id, "headers": properties.headers}
+        )
+    connection.close()  # unacked: they go back to the queue
+    return letters

@@ -1,0 +1,215 @@
+"""One endpoint that never answers must not starve the healthy ones.
+
+Not a test: it prints figures. Everything runs on this machine against the
+broker on 127.0.0.1. Healthy subscriptions point at a fast receiver on
+loopback; one more points at a server that accepts connections and never
+answers, so every request to it waits for HOOKLINE_HTTP_TIMEOUT. Half of all
+events are for that endpoint.
+
+Each scenario runs twice with fresh queues and workers: *without* the hanging
+subscription (its events are still published and fanned out to nobody) and
+*with* it. Compared, for deliveries to the healthy endpoints:
+
+- throughput at saturation: every event published at once; deliveries/s from
+  the first publish to the last healthy delivery. Target: with/without >= 0.9.
+- p99 latency at a stated load (half of the saturation throughput measured
+  without): event timestamp to receipt. Target: with/without < 2.
+
+    .venv/bin/python tests/benchmarks/isolation.py [--events 4000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support.*
+
+import pika
+from support.processes import Worker, run_hookline, run_json, wait_until
+from support.receiver import Receiver, receiver
+
+from producer import Event, ProducerSettings, Publisher
+from workers.topology import Topology
+
+AMQP_URL = os.environ.get("HOOKLINE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+HEALTHY_TYPES = [f"bench.ok.n{index}" for index in range(4)]
+HANGING_TYPE = "bench.hang.n0"
+
+
+def main() -> None:
+    options = parse_args()
+    figures: dict[str, Any] = {"settings": vars(options)}
+    with receiver() as healthy, silent_server() as hanging_url:
+        without = scenario(healthy, None, options, rate=None)
+        with_hang = scenario(healthy, hanging_url, options, rate=None)
+        stated = round(without["deliveries_per_s"] / 2)
+        without_at = scenario(healthy, None, options, rate=stated)
+        with_at = scenario(healthy, hanging_url, options, rate=stated)
+    figures["saturation"] = {"without": without, "with": with_hang}
+    figures["throughput_ratio"] = round(with_hang["deliveries_per_s"] / without["deliveries_per_s"], 3)
+    figures["stated_load_events_per_s"] = stated * 2
+    figures["stated_load"] = {"without": without_at, "with": with_at}
+    figures["p99_ratio"] = round(with_at["p99_ms"] / without_at["p99_ms"], 3)
+    report(figures, as_json=options.json)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=4000, help="healthy events per run (as many hanging)")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--http-timeout", type=float, default=15.0)
+    parser.add_argument("--json", action="store_true")
+    return parser.parse_args()
+
+
+def scenario(
+    healthy: Receiver, hanging_url: str | None, options: argparse.Namespace, rate: int | None
+) -> dict[str, Any]:
+    env = fresh_env(options)
+    run_hookline(env, "setup")
+    for index, event_type in enumerate(HEALTHY_TYPES):
+        run_json(env, "subscriptions", "add", "--url", f"{healthy.url}/ok/{index}", "--event", event_type)
+    if hanging_url:
+        run_json(env, "subscriptions", "add", "--url", hanging_url, "--event", HANGING_TYPE)
+    prefix = env["HOOKLINE_QUEUE_PREFIX"]
+    worker = Worker(
+        env,
+        Path(env["HOOKLINE_BENCH_DIR"]) / "worker.log",
+        "--processes",
+        str(options.processes),
+        "--threads",
+        str(options.threads),
+    )
+    before = len(healthy.requests)
+    try:
+        worker.start([f"{prefix}.events", f"{prefix}.deliveries"])
+        started = time.time()
+        publish(env, options.events, rate)
+        wait_until(
+            lambda: len(healthy.requests) - before >= options.events,
+            timeout=600,
+            what="every healthy delivery",
+            log=worker.log_path,
+        )
+        received = healthy.requests[before : before + options.events]
+    finally:
+        worker.terminate(timeout=120)
+        delete_topology(env)
+    return measure(received, started)
+
+
+def measure(received: list[Any], started: float) -> dict[str, Any]:
+    latencies = sorted(request.wall - event_time(request.body) for request in received)
+    elapsed = max(request.wall for request in received) - started
+    return {
+        "deliveries": len(received),
+        "seconds": round(elapsed, 2),
+        "deliveries_per_s": round(len(received) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 1),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+    }
+
+
+def event_time(body: bytes) -> float:
+    return datetime.fromisoformat(json.loads(body)["timestamp"]).timestamp()
+
+
+def publish(env: dict[str, str], healthy_events: int, rate: int | None) -> None:
+    """Half healthy (spread over the healthy types), half for the hanging endpoint, interleaved."""
+    settings = ProducerSettings(amqp_url=env["HOOKLINE_AMQP_URL"], exchange=env["HOOKLINE_EXCHANGE"])
+    types = [
+        HEALTHY_TYPES[n % len(HEALTHY_TYPES)] if n % 2 == 0 else HANGING_TYPE
+        for n in range(2 * healthy_events)
+    ]
+    batch = 2 * (rate or 1000) // 10 or 1  # a tenth of a second's worth at a stated rate
+    with Publisher(settings) as publisher:
+        for start in range(0, len(types), batch):
+            tick = time.monotonic()
+            events = [
+                Event.create(event_type, {"n": n})
+                for n, event_type in enumerate(types[start : start + batch])
+            ]
+            if failures := publisher.publish_many(events):
+                raise SystemExit(f"{len(failures)} events were not stored: {failures[0][1]}")
+            if rate:
+                time.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
+
+
+def fresh_env(options: argparse.Namespace) -> dict[str, str]:
+    name = f"hookline.bench.{uuid.uuid4().hex[:8]}"
+    workdir = Path(tempfile.mkdtemp(prefix="hookline-bench-"))
+    return {
+        "HOOKLINE_AMQP_URL": AMQP_URL,
+        "HOOKLINE_EXCHANGE": name,
+        "HOOKLINE_QUEUE_PREFIX": name,
+        "HOOKLINE_DATABASE_URL": f"sqlite:///{workdir / 'hookline.db'}",
+        "HOOKLINE_HTTP_TIMEOUT": str(options.http_timeout),
+        "HOOKLINE_ALLOW_PRIVATE_NETWORKS": "true",  # the receivers are on loopback
+        "HOOKLINE_LOG_LEVEL": "WARNING",
+        "HOOKLINE_BENCH_DIR": str(workdir),
+    }
+
+
+class silent_server:  # noqa: N801 - used as a context manager, reads like one
+    """Accepts connections on 127.0.0.1 and never answers."""
+
+    def __enter__(self) -> str:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/hang"
+
+    def _accept(self) -> None:
+        try:
+            while True:
+                self.conns.append(self.sock.accept()[0])
+        except OSError:
+            return
+
+    def __exit__(self, *_: object) -> None:
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+def delete_topology(env: dict[str, str]) -> None:
+    topology = Topology(exchange=env["HOOKLINE_EXCHANGE"], prefix=env["HOOKLINE_QUEUE_PREFIX"])
+    connection = pika.BlockingConnection(pika.URLParameters(env["HOOKLINE_AMQP_URL"]))
+    channel = connection.channel()
+    for queue in topology.all_queues():
+        channel.queue_delete(queue)
+    channel.exchange_delete(topology.exchange)
+    connection.close()
+
+
+def report(figures: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(figures, indent=2))
+        return
+    for name in ("saturation", "stated_load"):
+        for case in ("without", "with"):
+            row = figures[name][case]
+            rate = f"{row['deliveries']:>6} healthy deliveries  {row['deliveries_per_s']:>7}/s"
+            print(f"{name:<12} {case:<8} {rate}  p50 {row['p50_ms']:>7} ms  p99 {row['p99_ms']:>7} ms")
+    print(f"throughput with/without at saturation  {figures['throughput_ratio']}  (target >= 0.9)")
+    load = figures["stated_load_events_per_s"]
+    print(f"p99 with/without at {load} events/s  {figures['p99_ratio']}  (target < 2)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Per-endpoint admission: an in-flight cap and a circuit breaker with a half-open probe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workers.errors import ClientErrorStatus, DeliveryTimeout, RetryableHttpStatus
+from workers.isolation import BUSY, OPEN, Endpoints, endpoint_of, is_endpoint_trouble
+
+SLOW = "https://slow.example:443"
+
+
+@dataclass
+class Clock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def endpoints(clock: Clock, max_in_flight: int = 2) -> Endpoints:
+    return Endpoints(max_in_flight=max_in_flight, failure_threshold=3, cooldown=30.0, clock=clock)
+
+
+def fail(guard: Endpoints, times: int) -> list[bool]:
+    opened = []
+    for _ in range(times):
+        assert guard.enter(SLOW) is None
+        opened.append(guard.leave(SLOW, DeliveryTimeout("timed out")))
+    return opened
+
+
+def test_an_endpoint_at_its_in_flight_cap_is_busy_and_others_are_not() -> None:
+    guard = endpoints(Clock())
+    assert guard.enter(SLOW) is None
+    assert guard.enter(SLOW) is None
+    assert guard.enter(SLOW) == BUSY
+    assert guard.enter("https://healthy.example:443") is None
+    guard.leave(SLOW, None)
+    assert guard.enter(SLOW) is None
+
+
+def test_consecutive_failures_open_the_breaker_and_requests_are_refused_without_a_slot() -> None:
+    guard = endpoints(Clock())
+    assert fail(guard, 3) == [False, False, True]
+    assert guard.enter(SLOW) == OPEN
+    assert guard.open_breakers() == 1
+
+
+def test_a_success_between_failures_keeps_the_breaker_closed() -> None:
+    guard = endpoints(Clock())
+    fail(guard, 2)
+    guard.enter(SLOW)
+    guard.leave(SLOW, None)
+    assert fail(guard, 2) == [False, False]
+
+
+def test_after_the_cooldown_one_probe_goes_through_and_its_success_closes_the_breaker() -> None:
+    clock = Clock()
+    guard = endpoints(clock)
+    fail(guard, 3)
+    clock.now += 30.0
+    assert guard.enter(SLOW) is None  # the probe
+    assert guard.enter(SLOW) == OPEN  # everyone else waits for it
+    guard.leave(SLOW, None)
+    assert guard.enter(SLOW) is None
+    assert guard.open_breakers() == 0
+
+
+def test_a_failed_probe_opens_the_breaker_for_twice_as_long_up_to_ten_cooldowns() -> None:
+    clock = Clock()
+    guard = endpoints(clock)
+    fail(guard, 3)
+    for expected in (60.0, 120.0, 240.0, 300.0, 300.0):
+        clock.now += 1000.0
+        assert fail(guard, 1) == [True]
+        clock.now += expected - 0.1
+        assert guard.enter(SLOW) == OPEN
+        clock.now += 0.1
+
+
+def test_only_failures_that_say_the_endpoint_is_in_trouble_count() -> None:
+    assert is_endpoint_trouble(DeliveryTimeout("t"))
+    assert is_endpoint_trouble(RetryableHttpStatus("HTTP 503", status=503))
+    assert is_endpoint_trouble(RetryableHttpStatus("HTTP 429", status=429))
+    assert not is_endpoint_trouble(ClientErrorStatus("HTTP 404", status=404))
+
+
+def test_endpoints_are_origins_with_explicit_ports() -> None:
+    assert endpoint_of("https://a.example/hooks?x=1") == "https://a.example:443"
+    assert endpoint_of("http://a.example:8080/x") == "http://a.example:8080"
