@@ -21,6 +21,8 @@ pytestmark = pytest.mark.integration
 def env(hookline_env: dict[str, str]) -> dict[str, str]:
     """Set up, with a short schedule and no jitter so spacing can be checked."""
     hookline_env.update({"HOOKLINE_RETRY_SCHEDULE": "1s,2s,3s", "HOOKLINE_RETRY_JITTER": "0"})
+    # These tests count attempts; the circuit breaker would turn some into circuit_open failures.
+    hookline_env["HOOKLINE_BREAKER_FAILURES"] = "1000"
     run_hookline(hookline_env, "setup")
     return hookline_env
 
@@ -142,7 +144,6 @@ def test_a_worker_killed_while_retries_are_pending_loses_none_of_them(
     env: dict[str, str], hook_receiver: Receiver, workers: list[Worker], tmp_path: Path
 ) -> None:
     env["HOOKLINE_RETRY_SCHEDULE"] = "3s"
-    env["HOOKLINE_BREAKER_FAILURES"] = "1000"  # every first attempt must reach the receiver and fail
     hook_receiver.respond = failing(1)
     subscribe(env, f"{hook_receiver.url}/kill")
     first = start(env, workers, tmp_path / "first.log")
