@@ -96,17 +96,6 @@ def hookline_env(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     yield env
-    _delete_topology(amqp_url, env["HOOKLINE_EXCHANGE"], env["HOOKLINE_QUEUE_PREFIX"])
+    from support.topology import delete_topology  # noqa: PLC0415 - only integration tests need workers
 
-
-def _delete_topology(amqp_url: str, exchange: str, prefix: str) -> None:
-    from workers.topology import Topology  # noqa: PLC0415 - only integration tests need workers
-
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        channel = connection.channel()
-        for queue in Topology(exchange=exchange, prefix=prefix).all_queues():
-            channel.queue_delete(queue)
-        channel.exchange_delete(exchange)
-    finally:
-        connection.close()
+    delete_topology(amqp_url, env["HOOKLINE_EXCHANGE"], env["HOOKLINE_QUEUE_PREFIX"])

@@ -23,11 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import datetime
@@ -36,12 +34,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support.*
 
-import pika
 from support.processes import Worker, run_hookline, run_json, wait_until
-from support.receiver import Receiver, receiver
+from support.receiver import Receiver, receiver, silent_server
+from support.topology import delete_topology
 
 from producer import Event, ProducerSettings, Publisher
-from workers.topology import Topology
 
 AMQP_URL = os.environ.get("HOOKLINE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 HEALTHY_TYPES = [f"bench.ok.n{index}" for index in range(4)]
@@ -107,7 +104,7 @@ def scenario(
         received = healthy.requests[before : before + options.events]
     finally:
         worker.terminate(timeout=120)
-        delete_topology(env)
+        delete_topology(env["HOOKLINE_AMQP_URL"], env["HOOKLINE_EXCHANGE"], env["HOOKLINE_QUEUE_PREFIX"])
     return measure(received, started)
 
 
@@ -161,40 +158,6 @@ def fresh_env(options: argparse.Namespace) -> dict[str, str]:
         "HOOKLINE_LOG_LEVEL": "WARNING",
         "HOOKLINE_BENCH_DIR": str(workdir),
     }
-
-
-class silent_server:  # noqa: N801 - used as a context manager, reads like one
-    """Accepts connections on 127.0.0.1 and never answers."""
-
-    def __enter__(self) -> str:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1024)
-        self.conns: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/hang"
-
-    def _accept(self) -> None:
-        try:
-            while True:
-                self.conns.append(self.sock.accept()[0])
-        except OSError:
-            return
-
-    def __exit__(self, *_: object) -> None:
-        self.sock.close()
-        for conn in self.conns:
-            conn.close()
-
-
-def delete_topology(env: dict[str, str]) -> None:
-    topology = Topology(exchange=env["HOOKLINE_EXCHANGE"], prefix=env["HOOKLINE_QUEUE_PREFIX"])
-    connection = pika.BlockingConnection(pika.URLParameters(env["HOOKLINE_AMQP_URL"]))
-    channel = connection.channel()
-    for queue in topology.all_queues():
-        channel.queue_delete(queue)
-    channel.exchange_delete(topology.exchange)
-    connection.close()
 
 
 def report(figures: dict[str, Any], *, as_json: bool) -> None:

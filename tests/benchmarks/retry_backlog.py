@@ -32,9 +32,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support.*
 
-import pika
 from support.processes import Worker, messages, run_hookline, run_json, wait_until
 from support.receiver import Received, Receiver, receiver
+from support.topology import delete_topology
 
 from producer import Event, ProducerSettings, Publisher
 from workers.topology import Topology
@@ -53,6 +53,7 @@ def main() -> None:
         "HOOKLINE_QUEUE_PREFIX": name,
         "HOOKLINE_DATABASE_URL": f"sqlite:///{workdir / 'hookline.db'}",
         "HOOKLINE_LOG_LEVEL": "WARNING",
+        "HOOKLINE_ALLOW_PRIVATE_NETWORKS": "true",  # the receiver is on loopback
     }
     run_hookline(env, "setup")
     figures: dict[str, Any] = {}
@@ -61,7 +62,7 @@ def main() -> None:
             figures["backlog"] = backlog(env, hooks, workdir, options.events, options.processes)
             figures["timing"] = timing(env, hooks, workdir, options.timing_events)
     finally:
-        delete_topology(env)
+        delete_topology(env["HOOKLINE_AMQP_URL"], env["HOOKLINE_EXCHANGE"], env["HOOKLINE_QUEUE_PREFIX"])
     report(figures, as_json=options.json)
 
 
@@ -193,16 +194,6 @@ def worker_rss(worker: Worker) -> dict[int, int]:
         line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
         rss[pid] = int(line.split()[1])
     return rss
-
-
-def delete_topology(env: dict[str, str]) -> None:
-    topology = Topology(exchange=env["HOOKLINE_EXCHANGE"], prefix=env["HOOKLINE_QUEUE_PREFIX"])
-    connection = pika.BlockingConnection(pika.URLParameters(env["HOOKLINE_AMQP_URL"]))
-    channel = connection.channel()
-    for queue in topology.all_queues():
-        channel.queue_delete(queue)
-    channel.exchange_delete(topology.exchange)
-    connection.close()
 
 
 def report(figures: dict[str, Any], *, as_json: bool) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +10,7 @@ from typing import Any
 import pytest
 from support.processes import Worker, dead_letters, run_hookline, run_json, wait_until
 from support.publishing import publish
-from support.receiver import Receiver
+from support.receiver import Receiver, silent_server
 
 pytestmark = pytest.mark.integration
 
@@ -37,24 +35,8 @@ def subscribe(env: dict[str, str], url: str, pattern: str) -> dict[str, Any]:
 
 @pytest.fixture
 def hanging_url() -> Iterator[str]:
-    """A server on loopback that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(128)
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        try:
-            while True:
-                held.append(server.accept()[0])
-        except OSError:
-            return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}/hang"
-    server.close()
-    for connection in held:
-        connection.close()
+    with silent_server() as url:
+        yield url
 
 
 def test_healthy_endpoints_are_served_while_another_hangs(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -12,6 +11,7 @@ import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
+from support.receiver import silent_server
 from werkzeug import Request, Response
 
 from producer.event import Event
@@ -116,7 +116,7 @@ def test_only_the_first_bytes_of_a_huge_response_are_read(
 
 
 def test_a_receiver_that_never_answers_times_out(client: httpx.Client, delivery: Delivery) -> None:
-    with _silent_server() as url:
+    with silent_server("/hook") as url:
         started = time.monotonic()
         with pytest.raises(DeliveryTimeout) as caught:
             _attempt(client, url, delivery, timeout=0.5)
@@ -147,28 +147,3 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-class _silent_server:  # noqa: N801 - used as a context manager, reads like one
-    """Accepts connections on loopback and never answers."""
-
-    def __enter__(self) -> str:
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen()
-        self._conns: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-        return f"http://127.0.0.1:{self._sock.getsockname()[1]}/hook"
-
-    def _accept(self) -> None:
-        try:
-            while True:
-                self._conns.append(self._sock.accept()[0])
-        except OSError:
-            return
-
-    def __exit__(self, *_: object) -> None:
-        self._sock.close()
-        for conn in self._conns:
-            conn.close()

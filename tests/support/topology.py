@@ -1,0 +1,19 @@
+"""Removing what a test or benchmark declared on the broker."""
+
+from __future__ import annotations
+
+import pika
+
+from workers.topology import Topology
+
+
+def delete_topology(amqp_url: str, exchange: str, prefix: str) -> None:
+    """Delete every queue hookline may have declared under ``prefix``, and the exchange."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        for queue in Topology(exchange=exchange, prefix=prefix).all_queues():
+            channel.queue_delete(queue)
+        channel.exchange_delete(exchange)
+    finally:
+        connection.close()
