@@ -54,6 +54,8 @@ def main() -> None:
         "HOOKLINE_DATABASE_URL": f"sqlite:///{workdir / 'hookline.db'}",
         "HOOKLINE_LOG_LEVEL": "WARNING",
         "HOOKLINE_ALLOW_PRIVATE_NETWORKS": "true",  # the receiver is on loopback
+        # Every attempt must reach the receiver: an open breaker would skip some (circuit_open).
+        "HOOKLINE_BREAKER_FAILURES": "1000",
     }
     run_hookline(env, "setup")
     figures: dict[str, Any] = {}
