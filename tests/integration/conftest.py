@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import Engine
 from support.processes import Worker
 from support.receiver import Receiver, receiver
+
+from workers import db
 
 
 @pytest.fixture
@@ -22,3 +25,12 @@ def workers() -> Iterator[list[Worker]]:
     yield started
     for worker in started:
         worker.kill()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A migrated subscription database, once on SQLite and once on PostgreSQL."""
+    db.migrate(database_url)
+    engine = db.create_engine(database_url)
+    yield engine
+    engine.dispose()

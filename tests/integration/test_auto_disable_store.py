@@ -8,7 +8,7 @@ UPDATE that leaves ``updated_at`` to people.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -28,14 +28,6 @@ pytestmark = pytest.mark.integration
 URL = "https://example.com/hooks"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 FIVE_DAYS = timedelta(days=5)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    db.migrate(database_url)
-    engine = db.create_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -34,14 +33,6 @@ class FakeClock:
     def advance(self, **delta: float) -> datetime:
         self.now += timedelta(**delta)
         return self.now
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    db.migrate(database_url)
-    engine = db.create_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
