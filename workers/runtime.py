@@ -37,9 +37,3 @@ class Runtime:
     def start(self) -> None:
         """Open everything now, so a bad database fails the process at boot, not on the first event."""
         _ = self.subscriptions, self.http_client
-
-    def stop(self) -> None:
-        if "subscriptions" in self.__dict__:
-            self.subscriptions.stop()
-        if "http_client" in self.__dict__:
-            self.http_client.close()
