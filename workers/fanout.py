@@ -2,12 +2,14 @@
 
 The event is validated (contract, size, routing key = type) and anything else
 is parked with its reason: a malformed message must never stop the queue.
-The webhook body is serialised once and shared by every delivery.
+The webhook body is serialised once and shared by every delivery, and the
+deliveries are handed over together (``deliver``), so the caller can make
+their first attempts at once instead of queueing each one first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from producer.errors import InvalidEvent
 from producer.event import Event
@@ -15,6 +17,7 @@ from workers.broker import RawEvent
 from workers.cache import SubscriptionCache
 from workers.delivery import Delivery, webhook_payload
 from workers.logs import get_logger
+from workers.subscriptions import Subscription
 
 log = get_logger(component="fan_out")
 
@@ -32,10 +35,10 @@ def fan_out(
     *,
     subscriptions: SubscriptionCache,
     max_bytes: int,
-    enqueue: Callable[[Delivery], object],
+    deliver: Callable[[Sequence[tuple[Delivery, Subscription]]], None],
     park: Callable[[RawEvent, str], None],
 ) -> int:
-    """Enqueue the event's deliveries; return how many. Invalid events are parked instead."""
+    """Hand the event's deliveries to ``deliver``; return how many. Invalid events are parked instead."""
     try:
         event = parse(raw, max_bytes)
     except InvalidEvent as exc:
@@ -45,8 +48,7 @@ def fan_out(
     matching = subscriptions.matching(event.type)
     if matching:
         payload = webhook_payload(event)
-        for subscription in matching:
-            enqueue(Delivery.for_event(event, subscription.id, payload))
+        deliver([(Delivery.for_event(event, sub.id, payload), sub) for sub in matching])
     log.info(
         "event_fanned_out" if matching else "event_no_subscribers",
         event_id=event.id,

@@ -1,4 +1,4 @@
-"""Per-process state shared by the actors: settings, subscription cache, HTTP client.
+"""Per-process state shared by the actors: settings, subscription cache, HTTP client, threads.
 
 Built in each worker process after it forked (the dramatiq CLI imports the
 broker module in every child), so no connection, pool or thread crosses a fork.
@@ -6,6 +6,7 @@ broker module in every child), so no connection, pool or thread crosses a fork.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
 import httpx
@@ -33,6 +34,11 @@ class Runtime:
     @cached_property
     def http_client(self) -> httpx.Client:
         return http.build_client(self.settings)
+
+    @cached_property
+    def fan_out_pool(self) -> ThreadPoolExecutor:
+        """Threads for the first attempts of an event with several subscriptions, made side by side."""
+        return ThreadPoolExecutor(self.settings.fan_out_concurrency, thread_name_prefix="first-attempt")
 
     def start(self) -> None:
         """Open everything now, so a bad database fails the process at boot, not on the first event."""

@@ -34,7 +34,7 @@ class Outbox:
             raw,
             subscriptions=cache,
             max_bytes=4096,  # type: ignore[arg-type]
-            enqueue=self.deliveries.append,
+            deliver=lambda pairs: self.deliveries.extend(item for item, _ in pairs),
             park=lambda raw, reason: self.parked.append((raw, reason)),
         )
 
