@@ -98,7 +98,7 @@ class Attempts:
         """Attempt now, unless the endpoint is at its cap (defer) or its breaker is open (fail fast)."""
         bound = bound.bind(host=urlsplit(subscription.url).hostname)
         endpoint = isolation.endpoint_of(subscription.url)
-        refusal = self.endpoints.enter(endpoint)
+        refusal = self.endpoints.enter(endpoint, wait=self.runtime.settings.endpoint_busy_wait)
         if refusal == isolation.BUSY:
             self.defer(item, now, bound)
         elif refusal == isolation.OPEN:

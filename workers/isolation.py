@@ -4,8 +4,10 @@ Two guards per endpoint (its origin: scheme, host and port):
 
 - **a cap on requests in flight**: when an endpoint already has
   ``HOOKLINE_ENDPOINT_MAX_IN_FLIGHT`` requests open in this process, another
-  delivery to it does not take a worker thread: it is sent back to wait a
-  moment in RabbitMQ, without counting as an attempt;
+  delivery to it waits a moment (``HOOKLINE_ENDPOINT_BUSY_WAIT``) for a slot:
+  a fast endpoint frees one within milliseconds. If none frees, the endpoint
+  is slow, and the delivery does not keep the worker thread: it is sent back to
+  wait in RabbitMQ, without counting as an attempt;
 - **a circuit breaker**: after ``HOOKLINE_BREAKER_FAILURES`` consecutive
   failures that say the endpoint itself is in trouble (timeouts, connection,
   DNS and TLS errors, 5xx, 429), it opens for ``HOOKLINE_BREAKER_COOLDOWN``;
@@ -58,6 +60,7 @@ def is_endpoint_trouble(failure: DeliveryFailed) -> bool:
 
 @dataclass
 class _Endpoint:
+    slot_freed: threading.Condition  # on the Endpoints lock: wakes one waiter for this endpoint
     in_flight: int = 0
     failures: int = 0
     open_until: float = 0.0
@@ -83,18 +86,28 @@ class Endpoints:
         self._lock = threading.Lock()
         self._endpoints: dict[str, _Endpoint] = {}
 
-    def enter(self, endpoint: str) -> str | None:
-        """None if a request may go now (the caller must then call leave); else BUSY or OPEN."""
+    def enter(self, endpoint: str, wait: float = 0.0) -> str | None:
+        """None if a request may go now (the caller must then call leave); else BUSY or OPEN.
+
+        An endpoint at its cap is waited for, up to ``wait`` seconds, before it counts as BUSY.
+        """
+        deadline = time.monotonic() + wait
         with self._lock:
-            state = self._endpoints.setdefault(endpoint, _Endpoint())
+            state = self._endpoints.get(endpoint) or self._add(endpoint)
+            while not state.open_until and state.in_flight >= self.max_in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0 or not state.slot_freed.wait(left):
+                    return BUSY
             if state.open_until:
                 if self.clock() < state.open_until or state.probing:
                     return OPEN
                 state.probing = True  # half-open: this request is the probe
-            elif state.in_flight >= self.max_in_flight:
-                return BUSY
             state.in_flight += 1
             return None
+
+    def _add(self, endpoint: str) -> _Endpoint:
+        state = self._endpoints[endpoint] = _Endpoint(threading.Condition(self._lock))
+        return state
 
     def leave(self, endpoint: str, failure: DeliveryFailed | None) -> bool:
         """Record a request's outcome; True if this outcome opened the breaker."""
@@ -102,6 +115,7 @@ class Endpoints:
         with self._lock:
             state = self._endpoints[endpoint]
             state.in_flight -= 1
+            state.slot_freed.notify()
             was_probe, state.probing = state.probing, False
             if not trouble:
                 state.failures, state.open_until, state.cooldown = 0, 0.0, 0.0

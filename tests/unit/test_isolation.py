@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 from workers.errors import ClientErrorStatus, DeliveryTimeout, RetryableHttpStatus
@@ -89,3 +91,20 @@ def test_only_failures_that_say_the_endpoint_is_in_trouble_count() -> None:
 def test_endpoints_are_origins_with_explicit_ports() -> None:
     assert endpoint_of("https://a.example/hooks?x=1") == "https://a.example:443"
     assert endpoint_of("http://a.example:8080/x") == "http://a.example:8080"
+
+
+def test_a_delivery_waits_briefly_for_a_slot_that_frees_instead_of_being_sent_back() -> None:
+    guard = Endpoints(max_in_flight=1, failure_threshold=5, cooldown=30)
+    assert guard.enter(SLOW) is None
+    timer = threading.Timer(0.05, guard.leave, args=(SLOW, None))
+    timer.start()
+    assert guard.enter(SLOW, wait=5.0) is None
+    timer.join()
+
+
+def test_a_delivery_is_busy_once_no_slot_frees_within_its_wait() -> None:
+    guard = Endpoints(max_in_flight=1, failure_threshold=5, cooldown=30)
+    assert guard.enter(SLOW) is None
+    started = time.monotonic()
+    assert guard.enter(SLOW, wait=0.1) == BUSY
+    assert time.monotonic() - started >= 0.1
