@@ -17,8 +17,6 @@ from dataclasses import asdict, dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpx
-
 from producer.event import Event
 from workers import http
 from workers.errors import (
@@ -101,7 +99,7 @@ def signed_headers(delivery: Delivery, keys: Sequence[bytes], body: bytes, now: 
 
 
 def attempt(
-    client: httpx.Client, url: str, keys: Sequence[bytes], delivery: Delivery, *, timeout: float
+    client: http.DeliveryClient, url: str, keys: Sequence[bytes], delivery: Delivery, *, timeout: float
 ) -> http.Response:
     """POST the webhook once; return the 2xx response or raise a DeliveryFailed subclass."""
     body = delivery.payload.encode("utf-8")

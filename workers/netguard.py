@@ -5,11 +5,11 @@ the worker's own network: the cloud metadata service on 169.254.169.254, a
 database on 10.x, an admin port on 127.0.0.1. Checking the URL before the
 request is not enough: the name could resolve to a public address for the
 check and to a private one for the connect (DNS rebinding). So the check lives
-where the socket is opened, in httpcore's network backend, below httpx:
+where the socket is opened, in httpcore's network backend:
 :meth:`GuardedBackend.connect_tcp` resolves the name once, checks *every*
 address it resolved to, and connects to one of those checked addresses. httpcore
 still hands the original hostname to TLS (SNI and certificate verification) and
-httpx still sends it in the Host header; only the socket uses the IP.
+sends it in the Host header; only the socket uses the IP.
 
 Every new connection is checked; a kept-alive connection from the pool was
 checked when it was opened. ``HOOKLINE_ALLOWED_NETWORKS`` lets chosen private
@@ -19,14 +19,12 @@ networks through; ``HOOKLINE_ALLOW_PRIVATE_NETWORKS`` lifts the guard (developme
 from __future__ import annotations
 
 import socket
-import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
 import httpcore
-import httpx
 
 from workers.errors import BlockedAddress
 from workers.settings import Settings
@@ -181,19 +179,3 @@ def _is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-class GuardedTransport(httpx.HTTPTransport):
-    """httpx's own transport, with a connection pool that opens connections through a GuardedBackend."""
-
-    def __init__(self, backend: GuardedBackend, *, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
-        super().__init__(verify=ssl_context, limits=limits, trust_env=False)
-        # HTTPTransport takes no network backend, so its pool (not yet opened, holding nothing)
-        # is replaced by one that has ours; its request handling and error mapping are kept.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=backend,
-        )

@@ -9,8 +9,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
-import httpx
-
 from workers import db, http
 from workers.cache import SubscriptionCache
 from workers.settings import Settings
@@ -32,7 +30,7 @@ class Runtime:
         return cache
 
     @cached_property
-    def http_client(self) -> httpx.Client:
+    def http_client(self) -> http.DeliveryClient:
         return http.build_client(self.settings)
 
     @cached_property

@@ -7,7 +7,6 @@ import socket
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
@@ -27,6 +26,7 @@ from workers.errors import (
     RetryableDeliveryFailure,
     RetryableHttpStatus,
 )
+from workers.http import DeliveryClient
 from workers.settings import Settings
 from workers.signing import generate_secret, secret_key
 
@@ -34,7 +34,7 @@ SECRET = generate_secret()
 
 
 @pytest.fixture
-def client() -> Iterator[httpx.Client]:
+def client() -> Iterator[DeliveryClient]:
     # The receivers are on loopback, which the SSRF guard refuses unless told otherwise.
     settings = Settings(http_timeout=1.0, http_connect_timeout=0.5, allow_private_networks=True)
     with http.build_client(settings) as client:
@@ -47,12 +47,12 @@ def delivery() -> Delivery:
     return Delivery.for_event(event, "sub_test", webhook_payload(event))
 
 
-def _attempt(client: httpx.Client, url: str, delivery: Delivery, timeout: float = 1.0) -> http.Response:
+def _attempt(client: DeliveryClient, url: str, delivery: Delivery, timeout: float = 1.0) -> http.Response:
     return attempt(client, url, [secret_key(SECRET)], delivery, timeout=timeout)
 
 
 def test_a_delivery_is_a_signed_post_of_type_timestamp_and_data(
-    httpserver: HTTPServer, client: httpx.Client, delivery: Delivery
+    httpserver: HTTPServer, client: DeliveryClient, delivery: Delivery
 ) -> None:
     httpserver.expect_oneshot_request("/hook", method="POST").respond_with_data("ok")
     response = _attempt(client, httpserver.url_for("/hook"), delivery)
@@ -71,14 +71,14 @@ def test_a_delivery_is_a_signed_post_of_type_timestamp_and_data(
     assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 5
 
 
-def test_any_2xx_is_success(httpserver: HTTPServer, client: httpx.Client, delivery: Delivery) -> None:
+def test_any_2xx_is_success(httpserver: HTTPServer, client: DeliveryClient, delivery: Delivery) -> None:
     httpserver.expect_oneshot_request("/hook").respond_with_data("", status=204)
     assert _attempt(client, httpserver.url_for("/hook"), delivery).status == 204
 
 
 @pytest.mark.parametrize("status", [500, 503, 429, 408, 404, 400])
 def test_errors_other_than_410_are_retryable(
-    httpserver: HTTPServer, client: httpx.Client, delivery: Delivery, status: int
+    httpserver: HTTPServer, client: DeliveryClient, delivery: Delivery, status: int
 ) -> None:
     httpserver.expect_oneshot_request("/hook").respond_with_data("nope", status=status)
     with pytest.raises(RetryableHttpStatus) as caught:
@@ -86,7 +86,7 @@ def test_errors_other_than_410_are_retryable(
     assert (caught.value.status, caught.value.reason) == (status, "http_status")
 
 
-def test_410_gone_is_permanent(httpserver: HTTPServer, client: httpx.Client, delivery: Delivery) -> None:
+def test_410_gone_is_permanent(httpserver: HTTPServer, client: DeliveryClient, delivery: Delivery) -> None:
     httpserver.expect_oneshot_request("/hook").respond_with_data("", status=410)
     with pytest.raises(EndpointGone) as caught:
         _attempt(client, httpserver.url_for("/hook"), delivery)
@@ -94,7 +94,7 @@ def test_410_gone_is_permanent(httpserver: HTTPServer, client: httpx.Client, del
 
 
 def test_a_redirect_is_a_failure_and_is_not_followed(
-    httpserver: HTTPServer, client: httpx.Client, delivery: Delivery
+    httpserver: HTTPServer, client: DeliveryClient, delivery: Delivery
 ) -> None:
     target = httpserver.url_for("/elsewhere")
     httpserver.expect_oneshot_request("/hook").respond_with_data("", status=301, headers={"location": target})
@@ -105,17 +105,17 @@ def test_a_redirect_is_a_failure_and_is_not_followed(
 
 
 def test_only_the_first_bytes_of_a_huge_response_are_read(
-    httpserver: HTTPServer, client: httpx.Client, delivery: Delivery
+    httpserver: HTTPServer, client: DeliveryClient, delivery: Delivery
 ) -> None:
     def endless(_: Request) -> Response:
         return Response((b"x" * 65536 for _ in range(10_000)), status=200)
 
     httpserver.expect_oneshot_request("/hook").respond_with_handler(endless)
     response = _attempt(client, httpserver.url_for("/hook"), delivery, timeout=5)
-    assert len(response.body) == http.MAX_RESPONSE_BYTES
+    assert len(response.body) == client.max_response_bytes == 4096
 
 
-def test_a_receiver_that_never_answers_times_out(client: httpx.Client, delivery: Delivery) -> None:
+def test_a_receiver_that_never_answers_times_out(client: DeliveryClient, delivery: Delivery) -> None:
     with silent_server("/hook") as url:
         started = time.monotonic()
         with pytest.raises(DeliveryTimeout) as caught:
@@ -124,7 +124,7 @@ def test_a_receiver_that_never_answers_times_out(client: httpx.Client, delivery:
     assert isinstance(caught.value, RetryableDeliveryFailure)
 
 
-def test_a_refused_connection_is_a_connect_failure(client: httpx.Client, delivery: Delivery) -> None:
+def test_a_refused_connection_is_a_connect_failure(client: DeliveryClient, delivery: Delivery) -> None:
     with pytest.raises(ConnectFailure) as caught:
         _attempt(client, f"http://127.0.0.1:{_closed_port()}/hook", delivery)
     assert caught.value.reason == "connect"
@@ -132,13 +132,10 @@ def test_a_refused_connection_is_a_connect_failure(client: httpx.Client, deliver
 
 def test_a_name_that_does_not_resolve_is_a_dns_failure(delivery: Delivery) -> None:
     # At the transport boundary: no resolver is asked, no socket is opened.
-    def refuse(request: httpx.Request) -> httpx.Response:
-        # What httpcore raises when getaddrinfo fails: a ConnectError caused by a gaierror.
-        error = httpx.ConnectError("resolve failed", request=request)
-        error.__cause__ = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        raise error
+    def refuse(_host: str, _port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    with httpx.Client(transport=httpx.MockTransport(refuse)) as client, pytest.raises(DnsFailure) as caught:
+    with http.build_client(Settings(), resolver=refuse) as client, pytest.raises(DnsFailure) as caught:
         _attempt(client, "https://hooks.example.invalid/x", delivery)
     assert caught.value.reason == "dns"
 

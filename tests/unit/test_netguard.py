@@ -10,7 +10,6 @@ import socket
 from collections.abc import Callable, Sequence
 from ipaddress import ip_address, ip_network
 
-import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
@@ -18,6 +17,7 @@ from producer.errors import ConfigurationError
 from producer.settings import load
 from workers import http
 from workers.errors import BlockedAddress, DnsFailure, PermanentDeliveryFailure
+from workers.http import DeliveryClient
 from workers.netguard import AddressPolicy, GuardedBackend, address_class
 from workers.retry import GiveUp, RetryPolicy
 from workers.settings import Settings
@@ -45,11 +45,13 @@ def no_connect(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", lambda _sock, address: refuse(address))
 
 
-def _post(client: httpx.Client, url: str) -> http.Response:
+def _post(client: DeliveryClient, url: str) -> http.Response:
     return http.post(client, url, headers={}, body=b"{}", timeout=2.0)
 
 
-def _client(resolver: Callable[[str, int], Sequence[str]], settings: Settings | None = None) -> httpx.Client:
+def _client(
+    resolver: Callable[[str, int], Sequence[str]], settings: Settings | None = None
+) -> DeliveryClient:
     return http.build_client(settings or Settings(), resolver=resolver)
 
 

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_network
 from pathlib import Path
 
-import httpx
+import httpcore
 import pytest
 import trustme
 
@@ -141,7 +141,7 @@ def test_an_expired_certificate_is_named_expired(ca: trustme.CA, ca_bundle: Path
 
 def test_the_tls_failure_is_chained_from_the_certificate_error(ca: trustme.CA) -> None:
     failure = _rejection(Settings(), ca.issue_cert(HOST))
-    assert isinstance(failure.__cause__, httpx.ConnectError)
+    assert isinstance(failure.__cause__, httpcore.ConnectError)
 
 
 def test_a_missing_ca_bundle_is_one_line_naming_the_variable(
