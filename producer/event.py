@@ -111,7 +111,12 @@ class Event:
 
     def timestamp_unix(self) -> float:
         """The timestamp as seconds since the Unix epoch (a leap second counts as the next second)."""
-        return _parse_timestamp(self.timestamp).timestamp()
+        return unix_time(self.timestamp)
+
+
+def unix_time(timestamp: str) -> float:
+    """An event timestamp (RFC 3339) as seconds since the Unix epoch; InvalidEvent if it is not one."""
+    return _parse_timestamp(timestamp).timestamp()
 
 
 def new_event_id() -> str:

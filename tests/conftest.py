@@ -92,6 +92,8 @@ def hookline_env(
         "HOOKLINE_SUBSCRIPTION_REFRESH_SECONDS": "0.5",
         # The test receivers listen on 127.0.0.1, which the SSRF guard refuses by default.
         "HOOKLINE_ALLOW_PRIVATE_NETWORKS": "true",
+        # Many workers run at once: none serves metrics unless its test picks a free port for it.
+        "HOOKLINE_METRICS_PORT": "0",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from producer.errors import InvalidEvent
 from producer.event import Event
+from workers import metrics
 from workers.broker import RawEvent
 from workers.cache import SubscriptionCache
 from workers.delivery import Delivery, webhook_payload
@@ -43,13 +44,19 @@ def fan_out(
         event = parse(raw, max_bytes)
     except InvalidEvent as exc:
         park(raw, str(exc))
+        metrics.event_received("invalid", None)
+        metrics.dead_lettered("invalid_event")
         log.warning("event_invalid", reason=str(exc), routing_key=raw.routing_key, size=len(raw.body))
         return 0
     matching = subscriptions.matching(event.type)
+    metrics.event_received("fanned_out" if matching else "no_subscribers", event.type)
     if matching:
         payload = webhook_payload(event)
         deliver([(Delivery.for_event(event, sub.id, payload), sub) for sub in matching])
-    log.info(
+    # A fanned-out event is logged at debug: each of its deliveries logs a line with the event id,
+    # and a line per event costs a noticeable share of a delivery's CPU. An event nobody gets stays
+    # at info: it is the answer to "why did no webhook arrive?".
+    (log.debug if matching else log.info)(
         "event_fanned_out" if matching else "event_no_subscribers",
         event_id=event.id,
         event_type=event.type,

@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from workers import metrics
 from workers.errors import DeliveryFailed, EndpointGone, StoreError
 from workers.subscriptions import Subscription, SubscriptionStore
 
@@ -33,6 +34,7 @@ class SubscriptionHealth:
     def failed(self, subscription: Subscription, failure: DeliveryFailed, now: datetime) -> None:
         if isinstance(failure, EndpointGone):
             if self._write(self.store.disable_gone, subscription.id, now):
+                metrics.subscription_disabled("gone")
                 self.log.warning("subscription_disabled", subscription_id=subscription.id, reason="gone")
             return
         if subscription.failing_since is None:
@@ -44,6 +46,7 @@ class SubscriptionHealth:
         if subscription.failing_since <= deadline and self._write(
             self.store.disable_if_failing_since, subscription.id, deadline, now
         ):
+            metrics.subscription_disabled("failing")
             self.log.warning(
                 "subscription_disabled",
                 subscription_id=subscription.id,

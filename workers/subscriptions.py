@@ -48,6 +48,8 @@ MASKED_SECRET = "whsec_…"  # noqa: S105 - the placeholder printed instead of a
 DISABLED_FAILING = "failing"  # failed continuously for HOOKLINE_AUTO_DISABLE_AFTER
 DISABLED_GONE = "gone"  # the receiver answered 410 Gone
 DISABLED_MANUAL = "manual"  # `hookline subscriptions disable`
+# What count_by_state() counts: enabled and not failing, enabled but failing, and disabled by reason.
+STATES = ("healthy", "failing", "disabled_failing", "disabled_gone", "disabled_manual")
 
 metadata = sa.MetaData()
 
@@ -242,6 +244,19 @@ class SubscriptionStore:
         """Every subscription, in one SELECT: the workers' cache calls this every few seconds."""
         return self._select_all(sa.select(subscriptions_table))
 
+    def count_by_state(self) -> dict[str, int]:
+        """How many subscriptions are in each of :data:`STATES`, in one grouped SELECT."""
+        table = subscriptions_table
+        failing = table.c.failing_since.is_not(None).label("failing")
+        query = sa.select(table.c.enabled, table.c.disabled_reason, failing, sa.func.count()).group_by(
+            table.c.enabled, table.c.disabled_reason, failing
+        )
+        counts = dict.fromkeys(STATES, 0)
+        with self._transaction() as connection:
+            for enabled, reason, is_failing, count in connection.execute(query):
+                counts[_state(bool(enabled), reason, bool(is_failing))] += count
+        return counts
+
     def set_enabled(self, subscription_id: str, enabled: bool) -> Subscription:
         """Enable or disable at a person's request; ``updated_at`` moves either way.
 
@@ -370,6 +385,13 @@ class SubscriptionStore:
                 yield connection
         except sa.exc.DBAPIError as exc:
             raise StoreError(f"subscription store: {describe_error(exc)}") from exc
+
+
+def _state(enabled: bool, disabled_reason: str | None, failing: bool) -> str:
+    if enabled:
+        return "failing" if failing else "healthy"
+    reason = disabled_reason if disabled_reason in (DISABLED_FAILING, DISABLED_GONE) else DISABLED_MANUAL
+    return f"disabled_{reason}"
 
 
 def _not_found(subscription_id: str) -> SubscriptionNotFound:

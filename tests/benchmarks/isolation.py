@@ -155,6 +155,7 @@ def fresh_env(options: argparse.Namespace) -> dict[str, str]:
         "HOOKLINE_DATABASE_URL": f"sqlite:///{workdir / 'hookline.db'}",
         "HOOKLINE_HTTP_TIMEOUT": str(options.http_timeout),
         "HOOKLINE_ALLOW_PRIVATE_NETWORKS": "true",  # the receivers are on loopback
+        "HOOKLINE_METRICS_PORT": "0",  # a benchmark never takes the port a real worker may serve on
         "HOOKLINE_LOG_LEVEL": "WARNING",
         "HOOKLINE_BENCH_DIR": str(workdir),
     }

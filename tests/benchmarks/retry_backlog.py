@@ -54,6 +54,7 @@ def main() -> None:
         "HOOKLINE_DATABASE_URL": f"sqlite:///{workdir / 'hookline.db'}",
         "HOOKLINE_LOG_LEVEL": "WARNING",
         "HOOKLINE_ALLOW_PRIVATE_NETWORKS": "true",  # the receiver is on loopback
+        "HOOKLINE_METRICS_PORT": "0",  # a benchmark never takes the port a real worker may serve on
         # Every attempt must reach the receiver: an open breaker would skip some (circuit_open).
         "HOOKLINE_BREAKER_FAILURES": "1000",
     }

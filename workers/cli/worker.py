@@ -2,7 +2,9 @@
 
 Before any process starts, the parent checks what every worker needs (settings,
 a migrated database, a reachable broker) so a mistake is one clear line, not a
-traceback from each child.
+traceback from each child. It then serves ``/metrics``, ``/healthz`` and
+``/readyz`` on ``HOOKLINE_METRICS_PORT`` for as long as the workers run (see
+:mod:`workers.metrics_server`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 import click
 
 from producer.settings import load
-from workers import db, logs, topology
+from workers import db, logs, metrics_server, topology
 from workers.settings import Settings
 
 QUEUES = ("events", "deliveries", "retries")
@@ -74,7 +76,9 @@ def worker(processes: int, threads: int, queues: tuple[str, ...], shutdown_timeo
         "retries": declared.retries_queue,
     }
     selected = [names[queue] for queue in (queues or QUEUES)]
-    sys.exit(_run_dramatiq(processes, threads, selected, shutdown_timeout))
+    with metrics_server.serving(settings, processes=processes):
+        code = _run_dramatiq(processes, threads, selected, shutdown_timeout)
+    sys.exit(code)
 
 
 def _run_dramatiq(processes: int, threads: int, queues: list[str], shutdown_timeout: float) -> int:

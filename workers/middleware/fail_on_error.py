@@ -13,6 +13,8 @@ from typing import Any
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.middleware import Middleware
 
+from workers import metrics
+
 
 class FailOnError(Middleware):
     def after_process_message(
@@ -25,3 +27,4 @@ class FailOnError(Middleware):
     ) -> None:
         if exception is not None:
             message.fail()
+            metrics.dead_lettered("crashed")

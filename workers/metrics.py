@@ -1,0 +1,268 @@
+"""hookline's own metrics: what the actors record, cheap and thread-safe enough for the hot path.
+
+Each function is a few dictionary look-ups and a locked add; none needs a
+server. Without ``PROMETHEUS_MULTIPROC_DIR`` they count in :data:`REGISTRY`, in
+this process (what unit tests read). Under ``hookline worker`` that variable is
+set before the worker processes start, so each process writes its values to its
+own memory-mapped files there and the parent's ``/metrics`` adds them up (see
+:mod:`workers.exporter`). The README's "Metrics" section lists every series.
+
+Labels stay bounded: outcomes and reasons are short identifiers from code
+(anything else is counted as ``other``), event types are labelled only up to
+``HOOKLINE_METRICS_EVENT_TYPES_MAX`` distinct types per process, and
+subscription ids only in the opt-in per-subscription mode.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+
+from workers.settings import Settings
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+OTHER = "other"
+DEFAULT_EVENT_TYPES_MAX = 50
+# An outcome, result or reason: a short identifier chosen by code, never a message or a URL.
+_LABEL = re.compile(r"[a-z0-9_]{1,40}")
+_SUBSCRIPTION_ID = re.compile(r"sub_[a-z2-7]{20}")
+
+# HTTP round trip of one attempt: 5 ms to a minute (HOOKLINE_HTTP_TIMEOUT is 15 s by default).
+ATTEMPT_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60)
+# Event timestamp to successful delivery: 10 ms for a first attempt to 3 days (HOOKLINE_RETRY_MAX_AGE).
+LATENCY_BUCKETS = (
+    *(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    *(300, 900, 1800, 3600, 7200, 18000, 36000, 86400, 172800, 259200),
+)
+# Attempts a delivery took: the default schedule makes at most 8; HOOKLINE_RETRY_SCHEDULE allows 51.
+ATTEMPTS_BUCKETS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 15, 20, 30, 51)
+
+
+@dataclass(frozen=True)
+class _Metrics:
+    """The metric objects; rebuilt by :func:`configure` when the per-subscription mode changes labels."""
+
+    per_subscription: bool
+    events_received: Counter
+    deliveries: Counter
+    attempts: Counter
+    attempt_duration: Histogram
+    latency: Histogram
+    attempts_per_delivery: Histogram
+    retries: Counter
+    dead_letters: Counter
+    deferred: Counter
+    subscriptions_disabled: Counter
+    in_flight: Gauge
+    breakers_open: Gauge
+
+
+def _build(per_subscription: bool) -> _Metrics:
+    by_subscription = ["subscription_id"] if per_subscription else []
+    r = REGISTRY
+    return _Metrics(
+        per_subscription=per_subscription,
+        events_received=Counter(
+            "hookline_events_received",
+            "Events taken off the events queue, by outcome and event type.",
+            ["outcome", "event_type"],
+            registry=r,
+        ),
+        deliveries=Counter(
+            "hookline_deliveries",
+            "Deliveries finished, by outcome.",
+            ["outcome", *by_subscription],
+            registry=r,
+        ),
+        attempts=Counter(
+            "hookline_delivery_attempts",
+            "Delivery attempts, by status class (2xx..5xx) or failure reason.",
+            ["result"],
+            registry=r,
+        ),
+        attempt_duration=Histogram(
+            "hookline_delivery_attempt_duration_seconds",
+            "HTTP round trip of one delivery attempt.",
+            buckets=ATTEMPT_DURATION_BUCKETS,
+            registry=r,
+        ),
+        latency=Histogram(
+            "hookline_delivery_latency_seconds",
+            "Time from the event's timestamp to its successful delivery.",
+            by_subscription,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        ),
+        attempts_per_delivery=Histogram(
+            "hookline_attempts_per_delivery",
+            "Attempts a finished delivery took.",
+            buckets=ATTEMPTS_BUCKETS,
+            registry=r,
+        ),
+        retries=Counter(
+            "hookline_retries", "Failed attempts scheduled for a retry, by reason.", ["reason"], registry=r
+        ),
+        dead_letters=Counter(
+            "hookline_dead_letters", "Messages parked as dead letters, by reason.", ["reason"], registry=r
+        ),
+        deferred=Counter(
+            "hookline_deliveries_deferred",
+            "Deliveries put back because their endpoint was at its in-flight cap.",
+            registry=r,
+        ),
+        subscriptions_disabled=Counter(
+            "hookline_subscriptions_disabled",
+            "Subscriptions disabled automatically, by reason.",
+            ["reason"],
+            registry=r,
+        ),
+        in_flight=Gauge(
+            "hookline_deliveries_in_flight",
+            "HTTP delivery attempts in progress.",
+            multiprocess_mode="livesum",
+            registry=r,
+        ),
+        breakers_open=Gauge(
+            "hookline_circuit_breakers_open",
+            "Open circuit breakers, summed over worker processes (each process has its own).",
+            multiprocess_mode="livesum",
+            registry=r,
+        ),
+    )
+
+
+class _EventTypes:
+    """Admits the first ``limit`` distinct event types as label values; later ones become ``other``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+        self.lock = threading.Lock()
+
+    def label(self, event_type: str) -> str:
+        if event_type in self.seen:  # the common case, without the lock
+            return event_type
+        with self.lock:
+            if len(self.seen) < self.limit:
+                self.seen.add(event_type)
+                return event_type
+        return OTHER
+
+
+_metrics = _build(per_subscription=False)
+_event_types = _EventTypes(DEFAULT_EVENT_TYPES_MAX)
+_configure_lock = threading.Lock()
+
+
+def configure(settings: Settings) -> None:
+    """Apply the label settings; call once per worker process, before it records anything."""
+    global _metrics, _event_types  # noqa: PLW0603 - one process-wide set of metrics, swapped whole
+    with _configure_lock:
+        _use_multiprocess_values_if_asked()
+        _event_types = _EventTypes(settings.metrics_event_types_max)
+        if settings.metrics_per_subscription != _metrics.per_subscription or _multiprocess_pending():
+            for collector in _collectors(_metrics):
+                REGISTRY.unregister(collector)
+            _metrics = _build(settings.metrics_per_subscription)
+
+
+def event_received(outcome: str, event_type: str | None) -> None:
+    """One event taken: ``fanned_out``, ``no_subscribers`` or ``invalid`` (whose type is never a label)."""
+    type_label = "" if outcome == "invalid" or event_type is None else _event_types.label(event_type)
+    _metrics.events_received.labels(_bounded(outcome), type_label).inc()
+
+
+def attempt_finished(result: str, duration: float) -> None:
+    """One attempt: ``2xx``..``5xx`` when the endpoint answered, else the failure reason."""
+    _metrics.attempts.labels(_bounded(result)).inc()
+    if duration > 0:
+        _metrics.attempt_duration.observe(duration)
+
+
+def delivery_finished(outcome: str, *, attempts: int, latency: float | None, subscription_id: str) -> None:
+    """A delivery is done: ``delivered``, ``dead_lettered``, ``blocked`` or ``skipped``.
+
+    ``latency`` (event timestamp to success) is observed for ``delivered`` only; a
+    timestamp from the future counts as zero.
+    """
+    metrics = _metrics
+    labels = [_bounded(outcome)]
+    by_subscription = [_subscription(subscription_id)] if metrics.per_subscription else []
+    metrics.deliveries.labels(*labels, *by_subscription).inc()
+    if attempts >= 1:
+        metrics.attempts_per_delivery.observe(attempts)
+    if outcome == "delivered" and latency is not None:
+        histogram = metrics.latency.labels(*by_subscription) if by_subscription else metrics.latency
+        histogram.observe(max(latency, 0.0))
+
+
+def retry_scheduled(reason: str) -> None:
+    """A failed attempt that will be retried later."""
+    _metrics.retries.labels(_bounded(reason)).inc()
+
+
+def dead_lettered(reason: str) -> None:
+    """A message parked: a dead-letter cause, ``invalid_event`` or ``crashed``."""
+    _metrics.dead_letters.labels(_bounded(reason)).inc()
+
+
+def deferred() -> None:
+    """A delivery put back because its endpoint was at its in-flight cap (not an attempt)."""
+    _metrics.deferred.inc()
+
+
+def subscription_disabled(reason: str) -> None:
+    """A subscription disabled automatically: ``failing`` or ``gone``."""
+    _metrics.subscriptions_disabled.labels(_bounded(reason)).inc()
+
+
+@contextmanager
+def in_flight() -> Iterator[None]:
+    """Around one HTTP attempt: counts it in ``hookline_deliveries_in_flight`` while it runs."""
+    gauge = _metrics.in_flight
+    gauge.inc()
+    try:
+        yield
+    finally:
+        gauge.dec()
+
+
+def set_breakers_open(count: int) -> None:
+    """How many circuit breakers this process has open now."""
+    _metrics.breakers_open.set(count)
+
+
+def _bounded(value: str) -> str:
+    return value if _LABEL.fullmatch(value) else OTHER
+
+
+def _subscription(subscription_id: str) -> str:
+    return subscription_id if _SUBSCRIPTION_ID.fullmatch(subscription_id) else OTHER
+
+
+def _collectors(metrics: _Metrics) -> list[Counter | Gauge | Histogram]:
+    return [value for value in vars(metrics).values() if isinstance(value, Counter | Gauge | Histogram)]
+
+
+def _multiprocess_pending() -> bool:
+    """Whether the metrics were built before this process was told to write multiprocess files."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")) and not getattr(
+        _metrics.deferred._value,  # the only way to ask which value class a metric uses
+        "_multiprocess",
+        False,
+    )
+
+
+def _use_multiprocess_values_if_asked() -> None:
+    # prometheus_client picks its value class once, when first imported. If that
+    # happened before `hookline worker` set PROMETHEUS_MULTIPROC_DIR, pick again,
+    # so the metrics rebuilt after this write files the parent can read.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not getattr(values.ValueClass, "_multiprocess", False):
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call] # unannotated in prometheus_client
