@@ -18,6 +18,7 @@ from producer.errors import ConfigurationError, ProducerError
 # command name -> (module, attribute, one-line help); the module is imported
 # only when the command runs, and `hookline --help` imports none of them.
 COMMANDS = {
+    "bench": ("workers.cli.bench", "bench", "Measure throughput and latency on this machine."),
     "dlq": ("workers.cli.dlq", "dlq", "Inspect, replay and purge dead-lettered deliveries."),
     "publish": ("workers.cli.publish", "publish", "Publish events to the exchange."),
     "receive": (
@@ -26,6 +27,7 @@ COMMANDS = {
         "Run a local receiver that prints webhooks (for trying it out).",
     ),
     "setup": ("workers.cli.setup", "setup", "Migrate the database and declare exchange and queues."),
+    "status": ("workers.cli.status", "status", "Show queues, dead letters, subscriptions and success ratio."),
     "subscriptions": ("workers.cli.subscriptions", "subscriptions", "Manage webhook subscriptions."),
     "worker": ("workers.cli.worker", "worker", "Run fan-out and delivery workers."),
 }
