@@ -18,12 +18,14 @@ from collections.abc import Sequence
 from concurrent.futures import Executor, wait
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from workers import deadletters, delays, delivery, isolation
+from producer.event import unix_time
+from workers import deadletters, delays, delivery, isolation, metrics
 from workers.broker import HooklineBroker
-from workers.errors import CircuitOpen, DeliveryFailed
+from workers.errors import BlockedAddress, CircuitOpen, DeliveryFailed
 from workers.health import SubscriptionHealth
 from workers.logs import get_logger
 from workers.retry import GiveUp, RetryPolicy
@@ -33,10 +35,11 @@ from workers.subscriptions import Subscription
 
 log = get_logger(component="deliver")
 
-# How long a delivery to an endpoint at its in-flight cap waits before it is offered again:
-# 1 s, doubling each time it finds the endpoint busy again, up to a minute.
+# How long a delivery to an endpoint at its in-flight cap waits in RabbitMQ before it is offered
+# again: a second if the endpoint is answering (busy), HOOKLINE_HTTP_TIMEOUT if it is not (stalled:
+# that is the soonest a hanging request frees its slot). Doubling each time, up to five minutes.
 BUSY_WAIT_SECONDS = 1.0
-BUSY_WAIT_MAX_SECONDS = 64.0
+DEFER_MAX_SECONDS = 300.0
 
 
 class Attempts:
@@ -96,36 +99,42 @@ class Attempts:
 
     def admit(self, item: delivery.Delivery, subscription: Subscription, now: float, bound: Any) -> None:
         """Attempt now, unless the endpoint is at its cap (defer) or its breaker is open (fail fast)."""
-        bound = bound.bind(host=urlsplit(subscription.url).hostname)
+        bound = bound.bind(host=host_of(subscription.url))
         endpoint = isolation.endpoint_of(subscription.url)
         refusal = self.endpoints.enter(endpoint, wait=self.runtime.settings.endpoint_busy_wait)
-        if refusal == isolation.BUSY:
-            self.defer(item, now, bound)
+        if refusal in (isolation.BUSY, isolation.STALLED):
+            self.defer(item, refusal, now, bound)
         elif refusal == isolation.OPEN:
-            failure = CircuitOpen("circuit breaker open")
+            failure = CircuitOpen("circuit breaker open", retry_after=self.endpoints.reopens_in(endpoint))
+            metrics.attempt_finished(failure.reason, 0)
             self.health.failed(subscription, failure, datetime.now(UTC))
             self.settle_failure(item, failure, attempted_at=now, duration=0, log=bound)
         else:
             self.attempt(item, subscription, endpoint, now, bound)
 
-    def defer(self, item: delivery.Delivery, now: float, bound: Any) -> None:
+    def defer(self, item: delivery.Delivery, refusal: str, now: float, bound: Any) -> None:
         # Not an attempt: the endpoint is slow, not failing. Wait in RabbitMQ, not on a thread, and
         # longer each time, so a large backlog for one slow endpoint does not churn through the broker.
-        wait = min(BUSY_WAIT_SECONDS * 2**item.deferrals, BUSY_WAIT_MAX_SECONDS)
+        first = BUSY_WAIT_SECONDS if refusal == isolation.BUSY else self.runtime.settings.http_timeout
+        wait = min(first * 2**item.deferrals, max(first, DEFER_MAX_SECONDS))
         later = replace(item, not_before=now + wait, deferrals=item.deferrals + 1)
         delays.wait_in_broker(self.broker, later, now)
-        bound.debug("delivery_deferred", reason=isolation.BUSY, wait=wait)
+        metrics.deferred()
+        bound.debug("delivery_deferred", reason=refusal, wait=wait)
 
     def deliverable(self, item: delivery.Delivery, now: float, bound: Any) -> Subscription | None:
         """The subscription to deliver to, or None once the delivery was skipped or parked."""
         subscription = self.runtime.subscriptions.get(item.subscription_id)
         if subscription is None:
             bound.info("delivery_skipped", reason="subscription_removed")  # nowhere left to deliver it
+            self.finished(item, "skipped", attempts=item.attempt - 1)
             return None
         if not subscription.enabled:
             # Kept, not dropped: once the subscription is enabled again, `hookline dlq replay` sends it.
             dead = deadletters.DeadLetter.of(item, "disabled", now, attempts=item.attempt - 1)
             deadletters.park_delivery(self.broker, dead, self.retention_ms)
+            metrics.dead_lettered("disabled")
+            self.finished(item, "dead_lettered", attempts=item.attempt - 1)
             bound.info("delivery_dead_lettered", cause="disabled", dead_letter=dead.id)
             return None
         return subscription
@@ -137,25 +146,46 @@ class Attempts:
         started = time.monotonic()
         failure: DeliveryFailed | None = None
         try:
-            response = delivery.attempt(
-                self.runtime.http_client,
-                subscription.url,
-                keys,
-                item,
-                timeout=self.runtime.settings.http_timeout,
-            )
+            with metrics.in_flight():
+                response = delivery.attempt(
+                    self.runtime.http_client,
+                    subscription.url,
+                    keys,
+                    item,
+                    timeout=self.runtime.settings.http_timeout,
+                )
         except DeliveryFailed as exc:
             failure = exc
         finally:
-            if self.endpoints.leave(endpoint, failure):
-                bound.warning("circuit_opened", endpoint=endpoint)
+            self.breaker_changed(endpoint, self.endpoints.leave(endpoint, failure), bound)
+        duration = time.monotonic() - started
         if failure is not None:
+            metrics.attempt_finished(result_of(failure), duration)
             self.health.failed(subscription, failure, datetime.now(UTC))
-            duration = time.monotonic() - started
             self.settle_failure(item, failure, attempted_at=now, duration=duration, log=bound)
             return
+        metrics.attempt_finished(f"{response.status // 100}xx", duration)
         self.health.succeeded(subscription)
+        self.finished(
+            item, "delivered", attempts=item.attempt, latency=time.time() - unix_time(item.event_timestamp)
+        )
         bound.info("delivered", status=response.status, duration=round(response.duration, 4))
+
+    def breaker_changed(self, endpoint: str, change: str | None, bound: Any) -> None:
+        if change is None:
+            return
+        metrics.set_breakers_open(self.endpoints.open_breakers())
+        if change == isolation.OPENED:
+            bound.warning("circuit_opened", endpoint=endpoint)
+        else:
+            bound.info("circuit_closed", endpoint=endpoint)
+
+    def finished(
+        self, item: delivery.Delivery, outcome: str, *, attempts: int, latency: float | None = None
+    ) -> None:
+        metrics.delivery_finished(
+            outcome, attempts=attempts, latency=latency, subscription_id=item.subscription_id
+        )
 
     def settle_failure(
         self,
@@ -175,10 +205,25 @@ class Attempts:
                 item.failed(failure, attempted_at=attempted_at, retry_at=None), decision.cause, now
             )
             deadletters.park_delivery(self.broker, dead, self.retention_ms)
+            metrics.dead_lettered(decision.cause)
+            outcome = "blocked" if isinstance(failure, BlockedAddress) else "dead_lettered"
+            self.finished(item, outcome, attempts=item.attempt)
             failed_log.warning(
                 "delivery_dead_lettered", error=str(failure), cause=decision.cause, dead_letter=dead.id
             )
             return
         retry = item.failed(failure, attempted_at=attempted_at, retry_at=decision.at)
         delays.wait_in_broker(self.broker, retry, now)
+        metrics.retry_scheduled(failure.reason)
         failed_log.warning("delivery_failed", error=str(failure), retry_in=round(decision.at - now, 3))
+
+
+def result_of(failure: DeliveryFailed) -> str:
+    """The attempt's result label: the status class when the endpoint answered, else the reason."""
+    return f"{failure.status // 100}xx" if failure.status is not None else failure.reason
+
+
+@lru_cache(maxsize=4096)  # called per attempt; a process sees few distinct URLs
+def host_of(url: str) -> str | None:
+    """The URL's host, the only part of it that logs show (a path or query may carry a token)."""
+    return urlsplit(url).hostname

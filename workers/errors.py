@@ -21,7 +21,8 @@
           │    ├── DnsFailure            reason "dns"
           │    ├── TlsFailure            reason "tls"
           │    ├── RedirectNotFollowed   reason "redirect" (any 3xx; .location says where)
-          │    ├── CircuitOpen           reason "circuit_open": not attempted, the endpoint's breaker is open
+          │    ├── CircuitOpen           reason "circuit_open": not attempted, the endpoint's breaker is open;
+          │    │                         .retry_after: until it lets a probe through
           │    └── RetryableHttpStatus   reason "http_status": 5xx, 408, 425, 429; .retry_after
           │         └── ClientErrorStatus  other 4xx: retried unless HOOKLINE_RETRY_CLIENT_ERRORS=false
           └── PermanentDeliveryFailure   another attempt would fail the same way
@@ -124,9 +125,17 @@ class RedirectNotFollowed(RetryableDeliveryFailure):
 
 
 class CircuitOpen(RetryableDeliveryFailure):
-    """Not attempted: the endpoint failed repeatedly and its circuit breaker is open."""
+    """Not attempted: the endpoint failed repeatedly and its circuit breaker is open.
+
+    ``retry_after`` is how long until the breaker lets a probe through: a retry
+    sooner would only find it open again.
+    """
 
     reason = "circuit_open"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RetryableHttpStatus(RetryableDeliveryFailure):

@@ -4,10 +4,11 @@ Two guards per endpoint (its origin: scheme, host and port):
 
 - **a cap on requests in flight**: when an endpoint already has
   ``HOOKLINE_ENDPOINT_MAX_IN_FLIGHT`` requests open in this process, another
-  delivery to it waits a moment (``HOOKLINE_ENDPOINT_BUSY_WAIT``) for a slot:
-  a fast endpoint frees one within milliseconds. If none frees, the endpoint
-  is slow, and the delivery does not keep the worker thread: it is sent back to
-  wait in RabbitMQ, without counting as an attempt;
+  delivery to it waits a moment (``HOOKLINE_ENDPOINT_BUSY_WAIT``) for a slot,
+  but only while the endpoint is answering (a request to it finished within
+  that moment): a fast endpoint frees a slot within milliseconds. A slow or
+  hanging one gets no thread: the delivery is sent back to wait in RabbitMQ at
+  once, without counting as an attempt;
 - **a circuit breaker**: after ``HOOKLINE_BREAKER_FAILURES`` consecutive
   failures that say the endpoint itself is in trouble (timeouts, connection,
   DNS and TLS errors, 5xx, 429), it opens for ``HOOKLINE_BREAKER_COOLDOWN``;
@@ -26,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from workers.errors import (
@@ -37,10 +39,15 @@ from workers.errors import (
     TlsFailure,
 )
 
-BUSY = "endpoint_busy"
+BUSY = "endpoint_busy"  # at its cap and answering: a slot frees soon
+STALLED = "endpoint_stalled"  # at its cap and nothing came back lately: slots free at the timeout
 OPEN = "circuit_open"
+# Breaker transitions, as leave() reports them.
+OPENED = "opened"
+CLOSED = "closed"
 
 
+@lru_cache(maxsize=4096)  # called per attempt; a process sees few distinct URLs
 def endpoint_of(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -62,6 +69,7 @@ def is_endpoint_trouble(failure: DeliveryFailed) -> bool:
 class _Endpoint:
     slot_freed: threading.Condition  # on the Endpoints lock: wakes one waiter for this endpoint
     in_flight: int = 0
+    last_left: float = float("-inf")  # clock() when a request to it last finished
     failures: int = 0
     open_until: float = 0.0
     cooldown: float = 0.0
@@ -87,13 +95,16 @@ class Endpoints:
         self._endpoints: dict[str, _Endpoint] = {}
 
     def enter(self, endpoint: str, wait: float = 0.0) -> str | None:
-        """None if a request may go now (the caller must then call leave); else BUSY or OPEN.
+        """None if a request may go now (the caller must then call leave); else BUSY, STALLED or OPEN.
 
-        An endpoint at its cap is waited for, up to ``wait`` seconds, before it counts as BUSY.
+        An endpoint at its cap is waited for, up to ``wait`` seconds (then BUSY), if a
+        request to it finished within the last ``wait`` seconds; otherwise it is STALLED at once.
         """
         deadline = time.monotonic() + wait
         with self._lock:
             state = self._endpoints.get(endpoint) or self._add(endpoint)
+            if state.in_flight >= self.max_in_flight and self.clock() - state.last_left >= wait:
+                return STALLED  # nothing came back lately: a slow endpoint, not worth a thread
             while not state.open_until and state.in_flight >= self.max_in_flight:
                 left = deadline - time.monotonic()
                 if left <= 0 or not state.slot_freed.wait(left):
@@ -109,26 +120,34 @@ class Endpoints:
         state = self._endpoints[endpoint] = _Endpoint(threading.Condition(self._lock))
         return state
 
-    def leave(self, endpoint: str, failure: DeliveryFailed | None) -> bool:
-        """Record a request's outcome; True if this outcome opened the breaker."""
+    def leave(self, endpoint: str, failure: DeliveryFailed | None) -> str | None:
+        """Record a request's outcome; OPENED or CLOSED if it changed the breaker, else None."""
         trouble = failure is not None and is_endpoint_trouble(failure)
         with self._lock:
             state = self._endpoints[endpoint]
             state.in_flight -= 1
+            state.last_left = self.clock()
             state.slot_freed.notify()
             was_probe, state.probing = state.probing, False
             if not trouble:
+                was_open = bool(state.open_until)
                 state.failures, state.open_until, state.cooldown = 0, 0.0, 0.0
-                return False
+                return CLOSED if was_open else None
             state.failures += 1
             if was_probe or state.failures >= self.failure_threshold:
                 limit = self.base_cooldown * 10
                 state.cooldown = min(limit, state.cooldown * 2) if was_probe else self.base_cooldown
                 state.open_until = self.clock() + state.cooldown
-                return True
-            return False
+                return OPENED
+            return None
+
+    def reopens_in(self, endpoint: str) -> float:
+        """Seconds until the endpoint's open breaker lets a probe through (0 if it is not open)."""
+        with self._lock:
+            state = self._endpoints.get(endpoint)
+            return 0.0 if state is None else max(0.0, state.open_until - self.clock())
 
     def open_breakers(self) -> int:
-        now = self.clock()
+        """Breakers not closed: open, or half-open with a probe to come."""
         with self._lock:
-            return sum(1 for state in self._endpoints.values() if state.open_until > now)
+            return sum(1 for state in self._endpoints.values() if state.open_until)

@@ -19,7 +19,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from workers.errors import ClientErrorStatus, DeliveryFailed, PermanentDeliveryFailure, RetryableHttpStatus
+from workers.errors import (
+    CircuitOpen,
+    ClientErrorStatus,
+    DeliveryFailed,
+    PermanentDeliveryFailure,
+    RetryableHttpStatus,
+)
 from workers.settings import Settings
 
 
@@ -73,7 +79,8 @@ class RetryPolicy:
     def wait(self, failure: DeliveryFailed, attempt: int) -> float:
         # Jitter spreads retries, it is no secret: random is fine here.
         base = self.schedule[attempt - 1] * random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311
-        retry_after = failure.retry_after if isinstance(failure, RetryableHttpStatus) else None
+        # The receiver's Retry-After, or the time until an open breaker lets a probe through.
+        retry_after = failure.retry_after if isinstance(failure, RetryableHttpStatus | CircuitOpen) else None
         if retry_after is not None:
             return max(base, min(retry_after, self.retry_after_max))
         return base

@@ -9,7 +9,7 @@ import ssl
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, FilePath, field_validator
+from pydantic import BeforeValidator, DirectoryPath, Field, FilePath, field_validator
 from pydantic_settings import NoDecode
 
 from producer.settings import ProducerSettings
@@ -81,6 +81,12 @@ class Settings(ProducerSettings):
     dead_letter_retention: Seconds | None = Field(default=None, gt=0)
     # Disable a subscription failing continuously this long (Svix: 5 days); 0 never does.
     auto_disable_after: Seconds = Field(default=5 * 86400.0, ge=0)
+    # Metrics and probes of `hookline worker` (see workers/exporter.py); port 0 serves nothing.
+    metrics_port: int = Field(default=9191, ge=0, le=65535)
+    metrics_host: str = Field(default="0.0.0.0", min_length=1, max_length=255)  # noqa: S104 - a pod's scrape address
+    metrics_dir: DirectoryPath | None = None
+    metrics_event_types_max: int = Field(default=50, ge=0, le=10_000)
+    metrics_per_subscription: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 

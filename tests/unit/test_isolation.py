@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from workers.errors import ClientErrorStatus, DeliveryTimeout, RetryableHttpStatus
-from workers.isolation import BUSY, OPEN, Endpoints, endpoint_of, is_endpoint_trouble
+from workers.isolation import BUSY, CLOSED, OPEN, OPENED, STALLED, Endpoints, endpoint_of, is_endpoint_trouble
 
 SLOW = "https://slow.example:443"
 
@@ -24,7 +24,7 @@ def endpoints(clock: Clock, max_in_flight: int = 2) -> Endpoints:
     return Endpoints(max_in_flight=max_in_flight, failure_threshold=3, cooldown=30.0, clock=clock)
 
 
-def fail(guard: Endpoints, times: int) -> list[bool]:
+def fail(guard: Endpoints, times: int) -> list[str | None]:
     opened = []
     for _ in range(times):
         assert guard.enter(SLOW) is None
@@ -32,19 +32,20 @@ def fail(guard: Endpoints, times: int) -> list[bool]:
     return opened
 
 
-def test_an_endpoint_at_its_in_flight_cap_is_busy_and_others_are_not() -> None:
+def test_an_endpoint_at_its_in_flight_cap_refuses_more_and_others_are_not_affected() -> None:
     guard = endpoints(Clock())
     assert guard.enter(SLOW) is None
     assert guard.enter(SLOW) is None
-    assert guard.enter(SLOW) == BUSY
+    assert guard.enter(SLOW) == STALLED  # nothing came back from it yet
     assert guard.enter("https://healthy.example:443") is None
     guard.leave(SLOW, None)
     assert guard.enter(SLOW) is None
+    assert guard.enter(SLOW, wait=0.01) == BUSY  # it answers, but no slot freed within the wait
 
 
 def test_consecutive_failures_open_the_breaker_and_requests_are_refused_without_a_slot() -> None:
     guard = endpoints(Clock())
-    assert fail(guard, 3) == [False, False, True]
+    assert fail(guard, 3) == [None, None, OPENED]
     assert guard.enter(SLOW) == OPEN
     assert guard.open_breakers() == 1
 
@@ -54,7 +55,7 @@ def test_a_success_between_failures_keeps_the_breaker_closed() -> None:
     fail(guard, 2)
     guard.enter(SLOW)
     guard.leave(SLOW, None)
-    assert fail(guard, 2) == [False, False]
+    assert fail(guard, 2) == [None, None]
 
 
 def test_after_the_cooldown_one_probe_goes_through_and_its_success_closes_the_breaker() -> None:
@@ -64,7 +65,8 @@ def test_after_the_cooldown_one_probe_goes_through_and_its_success_closes_the_br
     clock.now += 30.0
     assert guard.enter(SLOW) is None  # the probe
     assert guard.enter(SLOW) == OPEN  # everyone else waits for it
-    guard.leave(SLOW, None)
+    assert guard.open_breakers() == 1  # half-open still counts: it is not closed
+    assert guard.leave(SLOW, None) == CLOSED
     assert guard.enter(SLOW) is None
     assert guard.open_breakers() == 0
 
@@ -75,7 +77,7 @@ def test_a_failed_probe_opens_the_breaker_for_twice_as_long_up_to_ten_cooldowns(
     fail(guard, 3)
     for expected in (60.0, 120.0, 240.0, 300.0, 300.0):
         clock.now += 1000.0
-        assert fail(guard, 1) == [True]
+        assert fail(guard, 1) == [OPENED]
         clock.now += expected - 0.1
         assert guard.enter(SLOW) == OPEN
         clock.now += 0.1
@@ -93,8 +95,10 @@ def test_endpoints_are_origins_with_explicit_ports() -> None:
     assert endpoint_of("http://a.example:8080/x") == "http://a.example:8080"
 
 
-def test_a_delivery_waits_briefly_for_a_slot_that_frees_instead_of_being_sent_back() -> None:
+def test_a_delivery_waits_briefly_for_a_slot_at_an_endpoint_that_is_answering() -> None:
     guard = Endpoints(max_in_flight=1, failure_threshold=5, cooldown=30)
+    assert guard.enter(SLOW) is None
+    guard.leave(SLOW, None)  # it answered just now
     assert guard.enter(SLOW) is None
     timer = threading.Timer(0.05, guard.leave, args=(SLOW, None))
     timer.start()
@@ -102,9 +106,28 @@ def test_a_delivery_waits_briefly_for_a_slot_that_frees_instead_of_being_sent_ba
     timer.join()
 
 
+def test_an_endpoint_is_stalled_at_once_when_nothing_came_back_from_it_lately() -> None:
+    guard = Endpoints(max_in_flight=1, failure_threshold=5, cooldown=30)
+    assert guard.enter(SLOW) is None  # hangs: never leaves
+    started = time.monotonic()
+    assert guard.enter(SLOW, wait=5.0) == STALLED
+    assert time.monotonic() - started < 1
+
+
 def test_a_delivery_is_busy_once_no_slot_frees_within_its_wait() -> None:
     guard = Endpoints(max_in_flight=1, failure_threshold=5, cooldown=30)
+    assert guard.enter(SLOW) is None
+    guard.leave(SLOW, None)
     assert guard.enter(SLOW) is None
     started = time.monotonic()
     assert guard.enter(SLOW, wait=0.1) == BUSY
     assert time.monotonic() - started >= 0.1
+
+
+def test_an_open_breaker_says_when_it_lets_a_probe_through() -> None:
+    clock = Clock()
+    guard = endpoints(clock)
+    assert guard.reopens_in(SLOW) == 0.0
+    fail(guard, 3)
+    clock.now += 10.0
+    assert guard.reopens_in(SLOW) == 20.0

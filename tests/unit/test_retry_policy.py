@@ -8,6 +8,7 @@ from workers.delays import is_due, next_hop
 from workers.delivery import parse_retry_after
 from workers.durations import format_duration, parse_duration
 from workers.errors import (
+    CircuitOpen,
     ClientErrorStatus,
     ConnectFailure,
     DeliveryTimeout,
@@ -123,3 +124,13 @@ def test_durations_read_and_print_in_the_units_people_use() -> None:
     assert [format_duration(seconds) for seconds in (300, 90, 7200, 0.5)] == ["5m", "90s", "2h", "0.5s"]
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("5 minutes")
+
+
+def test_a_delivery_refused_by_an_open_breaker_is_retried_once_the_breaker_lets_a_probe_through() -> None:
+    policy = RetryPolicy(
+        schedule=(5.0, 300.0), jitter=0.0, max_age=86400, retry_after_max=3600, retry_client_errors=True
+    )
+    decision = policy.decide(
+        CircuitOpen("circuit breaker open", retry_after=42.0), attempt=1, first_attempt_at=1000.0, now=1000.0
+    )
+    assert decision == RetryAt(1042.0)
