@@ -5,10 +5,13 @@ Two guards per endpoint (its origin: scheme, host and port):
 - **a cap on requests in flight**: when an endpoint already has
   ``HOOKLINE_ENDPOINT_MAX_IN_FLIGHT`` requests open in this process, another
   delivery to it waits a moment (``HOOKLINE_ENDPOINT_BUSY_WAIT``) for a slot,
-  but only while the endpoint is answering (a request to it finished within
-  that moment): a fast endpoint frees a slot within milliseconds. A slow or
-  hanging one gets no thread: the delivery is sent back to wait in RabbitMQ at
-  once, without counting as an attempt;
+  but only while the endpoint is making progress (a request to it finished,
+  or the oldest one started, within that moment): a fast endpoint frees a slot
+  within milliseconds. A stalled one gets no thread: the delivery is sent back
+  to wait in RabbitMQ at once, without counting as an attempt. The cap is 1
+  until the endpoint's last request went well (a new endpoint, or one that
+  just timed out, failed to connect or answered 5xx/429), so an endpoint that
+  starts to hang holds one thread per process, not the whole cap;
 - **a circuit breaker**: after ``HOOKLINE_BREAKER_FAILURES`` consecutive
   failures that say the endpoint itself is in trouble (timeouts, connection,
   DNS and TLS errors, 5xx, 429), it opens for ``HOOKLINE_BREAKER_COOLDOWN``;
@@ -69,7 +72,9 @@ def is_endpoint_trouble(failure: DeliveryFailed) -> bool:
 class _Endpoint:
     slot_freed: threading.Condition  # on the Endpoints lock: wakes one waiter for this endpoint
     in_flight: int = 0
-    last_left: float = float("-inf")  # clock() when a request to it last finished
+    # clock() when a request to it last finished, or when one started with none in flight.
+    progress: float = float("-inf")
+    answering: bool = False  # the last request went well: the whole cap is open to it
     failures: int = 0
     open_until: float = 0.0
     cooldown: float = 0.0
@@ -103,18 +108,34 @@ class Endpoints:
         deadline = time.monotonic() + wait
         with self._lock:
             state = self._endpoints.get(endpoint) or self._add(endpoint)
-            if state.in_flight >= self.max_in_flight and self.clock() - state.last_left >= wait:
+            if state.open_until:
+                return self._probe(state)
+            if state.in_flight >= self._cap(state) and self.clock() - state.progress >= wait:
                 return STALLED  # nothing came back lately: a slow endpoint, not worth a thread
-            while not state.open_until and state.in_flight >= self.max_in_flight:
+            while state.in_flight >= self._cap(state):
+                if state.open_until:
+                    return self._probe(state)  # it opened while this one waited
                 left = deadline - time.monotonic()
                 if left <= 0 or not state.slot_freed.wait(left):
                     return BUSY
-            if state.open_until:
-                if self.clock() < state.open_until or state.probing:
-                    return OPEN
-                state.probing = True  # half-open: this request is the probe
-            state.in_flight += 1
+            self._admit(state)
             return None
+
+    def _probe(self, state: _Endpoint) -> str | None:
+        """While the breaker is open: OPEN, except for one probe once the cooldown is over (half-open)."""
+        if self.clock() < state.open_until or state.probing:
+            return OPEN
+        state.probing = True
+        self._admit(state)
+        return None
+
+    def _admit(self, state: _Endpoint) -> None:
+        if state.in_flight == 0:
+            state.progress = self.clock()
+        state.in_flight += 1
+
+    def _cap(self, state: _Endpoint) -> int:
+        return self.max_in_flight if state.answering else 1
 
     def _add(self, endpoint: str) -> _Endpoint:
         state = self._endpoints[endpoint] = _Endpoint(threading.Condition(self._lock))
@@ -126,8 +147,12 @@ class Endpoints:
         with self._lock:
             state = self._endpoints[endpoint]
             state.in_flight -= 1
-            state.last_left = self.clock()
-            state.slot_freed.notify()
+            state.progress = self.clock()
+            state.answering = not trouble
+            if state.answering:
+                state.slot_freed.notify_all()  # the cap may have grown from 1: let every waiter re-check
+            else:
+                state.slot_freed.notify()
             was_probe, state.probing = state.probing, False
             if not trouble:
                 was_open = bool(state.open_until)

@@ -34,9 +34,11 @@ def fail(guard: Endpoints, times: int) -> list[str | None]:
 
 def test_an_endpoint_at_its_in_flight_cap_refuses_more_and_others_are_not_affected() -> None:
     guard = endpoints(Clock())
+    guard.enter(SLOW)
+    guard.leave(SLOW, None)  # it answered: the whole cap (2) is open to it
     assert guard.enter(SLOW) is None
     assert guard.enter(SLOW) is None
-    assert guard.enter(SLOW) == STALLED  # nothing came back from it yet
+    assert guard.enter(SLOW) == STALLED  # and nothing came back since
     assert guard.enter("https://healthy.example:443") is None
     guard.leave(SLOW, None)
     assert guard.enter(SLOW) is None
@@ -107,8 +109,10 @@ def test_a_delivery_waits_briefly_for_a_slot_at_an_endpoint_that_is_answering() 
 
 
 def test_an_endpoint_is_stalled_at_once_when_nothing_came_back_from_it_lately() -> None:
-    guard = Endpoints(max_in_flight=1, failure_threshold=5, cooldown=30)
+    clock = Clock()
+    guard = Endpoints(max_in_flight=1, failure_threshold=5, cooldown=30, clock=clock)
     assert guard.enter(SLOW) is None  # hangs: never leaves
+    clock.now += 10.0
     started = time.monotonic()
     assert guard.enter(SLOW, wait=5.0) == STALLED
     assert time.monotonic() - started < 1
@@ -131,3 +135,23 @@ def test_an_open_breaker_says_when_it_lets_a_probe_through() -> None:
     fail(guard, 3)
     clock.now += 10.0
     assert guard.reopens_in(SLOW) == 20.0
+
+
+def test_a_new_endpoint_gets_one_request_at_a_time_until_one_went_well() -> None:
+    clock = Clock()
+    guard = endpoints(clock, max_in_flight=4)
+    assert guard.enter(SLOW) is None
+    clock.now += 10.0
+    assert guard.enter(SLOW, wait=1.0) == STALLED  # a new endpoint that hangs holds one thread
+    guard.leave(SLOW, None)
+    assert [guard.enter(SLOW) for _ in range(5)] == [None, None, None, None, STALLED]
+
+
+def test_an_endpoint_that_timed_out_is_back_to_one_request_at_a_time() -> None:
+    guard = endpoints(Clock(), max_in_flight=4)
+    guard.enter(SLOW)
+    guard.leave(SLOW, None)
+    guard.enter(SLOW)
+    guard.leave(SLOW, DeliveryTimeout("timed out"))
+    assert guard.enter(SLOW) is None
+    assert guard.enter(SLOW) == STALLED
