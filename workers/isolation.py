@@ -5,10 +5,11 @@ Two guards per endpoint (its origin: scheme, host and port):
 - **a cap on requests in flight**: when an endpoint already has
   ``HOOKLINE_ENDPOINT_MAX_IN_FLIGHT`` requests open in this process, another
   delivery to it waits a moment (``HOOKLINE_ENDPOINT_BUSY_WAIT``) for a slot,
-  but only while the endpoint is making progress (a request to it finished,
-  or the oldest one started, within that moment): a fast endpoint frees a slot
-  within milliseconds. A stalled one gets no thread: the delivery is sent back
-  to wait in RabbitMQ at once, without counting as an attempt. The cap is 1
+  but only while the endpoint answers well and is making progress (a request
+  to it finished, or the oldest one started, within that moment): a fast
+  endpoint frees a slot within milliseconds. Otherwise no thread waits: the
+  delivery is sent back to wait in RabbitMQ, without counting as an attempt,
+  briefly if the endpoint is busy, longer if it is stalled. The cap is 1
   until the endpoint's last request went well (a new endpoint, or one that
   just timed out, failed to connect or answered 5xx/429), so an endpoint that
   starts to hang holds one thread per process, not the whole cap;
@@ -102,16 +103,20 @@ class Endpoints:
     def enter(self, endpoint: str, wait: float = 0.0) -> str | None:
         """None if a request may go now (the caller must then call leave); else BUSY, STALLED or OPEN.
 
-        An endpoint at its cap is waited for, up to ``wait`` seconds (then BUSY), if a
-        request to it finished within the last ``wait`` seconds; otherwise it is STALLED at once.
+        An endpoint at its cap is STALLED if no request to it finished (or started) within the
+        last ``wait`` seconds. Otherwise it is waited for, up to ``wait`` seconds (then BUSY), if
+        its last request went well, and is BUSY at once if not.
         """
         deadline = time.monotonic() + wait
         with self._lock:
             state = self._endpoints.get(endpoint) or self._add(endpoint)
             if state.open_until:
                 return self._probe(state)
-            if state.in_flight >= self._cap(state) and self.clock() - state.progress >= wait:
-                return STALLED  # nothing came back lately: a slow endpoint, not worth a thread
+            if state.in_flight >= self._cap(state):
+                if self.clock() - state.progress >= wait:
+                    return STALLED  # nothing came back lately: a slow endpoint, not worth a thread
+                if not state.answering:
+                    return BUSY  # not known to answer yet: no thread waits on it
             while state.in_flight >= self._cap(state):
                 if state.open_until:
                     return self._probe(state)  # it opened while this one waited

@@ -155,3 +155,11 @@ def test_an_endpoint_that_timed_out_is_back_to_one_request_at_a_time() -> None:
     guard.leave(SLOW, DeliveryTimeout("timed out"))
     assert guard.enter(SLOW) is None
     assert guard.enter(SLOW) == STALLED
+
+
+def test_no_thread_waits_on_an_endpoint_not_known_to_answer() -> None:
+    guard = endpoints(Clock(), max_in_flight=4)
+    assert guard.enter(SLOW) is None  # its first request, just started
+    started = time.monotonic()
+    assert guard.enter(SLOW, wait=5.0) == BUSY
+    assert time.monotonic() - started < 1
