@@ -5,14 +5,14 @@ Two guards per endpoint (its origin: scheme, host and port):
 - **a cap on requests in flight**: when an endpoint already has
   ``HOOKLINE_ENDPOINT_MAX_IN_FLIGHT`` requests open in this process, another
   delivery to it waits a moment (``HOOKLINE_ENDPOINT_BUSY_WAIT``) for a slot,
-  but only while the endpoint answers well and is making progress (a request
+  but only while the endpoint answers in time and is making progress (a request
   to it finished, or the oldest one started, within that moment): a fast
   endpoint frees a slot within milliseconds. Otherwise no thread waits: the
   delivery is sent back to wait in RabbitMQ, without counting as an attempt,
   briefly if the endpoint is busy, longer if it is stalled. The cap is 1
-  until the endpoint's last request went well (a new endpoint, or one that
-  just timed out, failed to connect or answered 5xx/429), so an endpoint that
-  starts to hang holds one thread per process, not the whole cap;
+  until the endpoint's last request got an answer in time (a new endpoint, or
+  one whose last request timed out), so an endpoint that starts to hang holds
+  one thread per process, not the whole cap;
 - **a circuit breaker**: after ``HOOKLINE_BREAKER_FAILURES`` consecutive
   failures that say the endpoint itself is in trouble (timeouts, connection,
   DNS and TLS errors, 5xx, 429), it opens for ``HOOKLINE_BREAKER_COOLDOWN``;
@@ -75,7 +75,7 @@ class _Endpoint:
     in_flight: int = 0
     # clock() when a request to it last finished, or when one started with none in flight.
     progress: float = float("-inf")
-    answering: bool = False  # the last request went well: the whole cap is open to it
+    answering: bool = False  # its last request got an answer in time: the whole cap is open to it
     failures: int = 0
     open_until: float = 0.0
     cooldown: float = 0.0
@@ -105,7 +105,7 @@ class Endpoints:
 
         An endpoint at its cap is STALLED if no request to it finished (or started) within the
         last ``wait`` seconds. Otherwise it is waited for, up to ``wait`` seconds (then BUSY), if
-        its last request went well, and is BUSY at once if not.
+        its last request got an answer in time, and is BUSY at once if not.
         """
         deadline = time.monotonic() + wait
         with self._lock:
@@ -153,7 +153,8 @@ class Endpoints:
             state = self._endpoints[endpoint]
             state.in_flight -= 1
             state.progress = self.clock()
-            state.answering = not trouble
+            # Only a timeout held a thread for long; an endpoint failing fast costs threads nothing.
+            state.answering = not isinstance(failure, DeliveryTimeout)
             if state.answering:
                 state.slot_freed.notify_all()  # the cap may have grown from 1: let every waiter re-check
             else:

@@ -144,6 +144,7 @@ def test_a_worker_killed_while_retries_are_pending_loses_none_of_them(
     env: dict[str, str], hook_receiver: Receiver, workers: list[Worker], tmp_path: Path
 ) -> None:
     env["HOOKLINE_RETRY_SCHEDULE"] = "3s"
+    env["HOOKLINE_BREAKER_FAILURES"] = "1000"  # twenty 503s in a row: not what this test is about
     hook_receiver.respond = failing(1)
     subscribe(env, f"{hook_receiver.url}/kill")
     first = start(env, workers, tmp_path / "first.log")

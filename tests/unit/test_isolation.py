@@ -163,3 +163,10 @@ def test_no_thread_waits_on_an_endpoint_not_known_to_answer() -> None:
     started = time.monotonic()
     assert guard.enter(SLOW, wait=5.0) == BUSY
     assert time.monotonic() - started < 1
+
+
+def test_an_endpoint_failing_fast_keeps_its_whole_cap() -> None:
+    guard = endpoints(Clock(), max_in_flight=4)
+    guard.enter(SLOW)
+    guard.leave(SLOW, RetryableHttpStatus("HTTP 503", status=503))
+    assert [guard.enter(SLOW) for _ in range(4)] == [None, None, None, None]
