@@ -48,7 +48,7 @@ def build(runtime: Runtime) -> App:
         attempts.run(delivery.Delivery.from_message(message))
 
     def first_attempts(pairs: Sequence[tuple[delivery.Delivery, Subscription]]) -> None:
-        attempts.first_attempts(pairs, runtime.fan_out_pool)
+        attempts.first_attempts(pairs, runtime.spare_threads)
 
     def fan_out(raw: RawEvent) -> None:
         fanout.fan_out(

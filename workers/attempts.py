@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from concurrent.futures import Executor, wait
+from concurrent.futures import Future, wait
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -31,6 +31,7 @@ from workers.logs import get_logger
 from workers.retry import GiveUp, RetryPolicy
 from workers.runtime import Runtime
 from workers.signing import secret_key
+from workers.sparethreads import SpareThreads
 from workers.subscriptions import Subscription
 
 log = get_logger(component="deliver")
@@ -67,19 +68,27 @@ class Attempts:
             self._health = SubscriptionHealth(self.runtime.subscriptions.store, after, log)
         return self._health
 
-    def first_attempts(self, pairs: Sequence[tuple[delivery.Delivery, Subscription]], pool: Executor) -> None:
+    def first_attempts(
+        self, pairs: Sequence[tuple[delivery.Delivery, Subscription]], spare: SpareThreads
+    ) -> None:
         """First attempts for one event's deliveries; returns once each one is settled.
 
-        One delivery runs on the calling thread. Several run side by side on
-        ``pool``, so a slow endpoint holds up only its own delivery, not the
-        event's others (which are settled while it waits).
+        Each delivery but the last is offered to a spare thread, so a slow
+        endpoint holds up only its own delivery, not the event's others; what
+        no idle spare thread takes, and the last one, run on the calling thread.
         """
-        if len(pairs) == 1:
-            self.first(*pairs[0])
-            return
-        futures = [pool.submit(self.first, item, subscription) for item, subscription in pairs]
-        wait(futures)  # all settled before any error surfaces: none is left running unowned
-        for future in futures:
+        offered: list[Future[None]] = []
+        for item, subscription in pairs[:-1]:
+            future = spare.offer(self.first, item, subscription)
+            if future is None:
+                self.first(item, subscription)
+            else:
+                offered.append(future)
+        try:
+            self.first(*pairs[-1])
+        finally:
+            wait(offered)  # all settled before any error surfaces: none is left running unowned
+        for future in offered:
             future.result()  # re-raises: FailOnError then keeps the event instead of acking it
 
     def first(self, item: delivery.Delivery, subscription: Subscription) -> None:

@@ -6,12 +6,12 @@ broker module in every child), so no connection, pool or thread crosses a fork.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
 from workers import db, http
 from workers.cache import SubscriptionCache
 from workers.settings import Settings
+from workers.sparethreads import SpareThreads
 from workers.subscriptions import SubscriptionStore
 from workers.topology import Topology
 
@@ -34,9 +34,9 @@ class Runtime:
         return http.build_client(self.settings)
 
     @cached_property
-    def fan_out_pool(self) -> ThreadPoolExecutor:
+    def spare_threads(self) -> SpareThreads:
         """Threads for the first attempts of an event with several subscriptions, made side by side."""
-        return ThreadPoolExecutor(self.settings.fan_out_concurrency, thread_name_prefix="first-attempt")
+        return SpareThreads(self.settings.fan_out_concurrency, "first-attempt")
 
     def start(self) -> None:
         """Open everything now, so a bad database fails the process at boot, not on the first event."""

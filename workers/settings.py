@@ -65,8 +65,8 @@ class Settings(ProducerSettings):
     endpoint_max_in_flight: int = Field(default=4, ge=1, le=1000)
     # How long a delivery waits for a slot at an endpoint at its cap before it is sent back to RabbitMQ.
     endpoint_busy_wait: Seconds = Field(default=0.2, ge=0, le=10)
-    # Per process: first attempts in flight at once for events with several subscriptions.
-    fan_out_concurrency: int = Field(default=16, ge=1, le=1000)
+    # Per process: spare threads for first attempts of events with several subscriptions.
+    fan_out_concurrency: int = Field(default=4, ge=1, le=1000)
     breaker_failures: int = Field(default=5, ge=1, le=1000)
     breaker_cooldown: Seconds = Field(default=30.0, gt=0, le=3600)
     allow_private_networks: bool = False
