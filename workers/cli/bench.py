@@ -9,6 +9,7 @@ exits 1.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -19,12 +20,11 @@ from producer.settings import ProducerSettings, load
 from workers.bench import plot, table
 from workers.bench.errors import BenchError
 from workers.bench.progress import Progress
-from workers.bench.run import Options, run
 from workers.cli.output import json_option, print_json
 
 
 class BenchFailed(click.ClickException):
-    exit_code = 2
+    exit_code = 2  # cannot run: a problem the user can fix
 
 
 @click.command()
@@ -96,6 +96,11 @@ def bench(
     latency from event timestamp to receipt (p50/p90/p99/max), peak RSS per
     worker process, and errors. Exits 1 if deliveries went missing.
     """
+    if importlib.util.find_spec("psutil") is None:
+        raise BenchFailed("hookline bench needs the bench extra: pip install 'hookline[worker,bench]'")
+    # Here, not at the top: the run samples worker processes with psutil, from the bench extra.
+    from workers.bench.run import Options, run  # noqa: PLC0415
+
     options = Options(
         events=events,
         subscriptions=subscriptions,
