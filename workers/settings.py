@@ -63,8 +63,9 @@ class Settings(ProducerSettings):
     subscription_refresh_seconds: float = Field(default=2.0, gt=0, le=300)
     secret_rotation_grace_seconds: int = Field(default=24 * 3600, ge=0)
     endpoint_max_in_flight: int = Field(default=4, ge=1, le=1000)
-    # How long a delivery waits for a slot at an endpoint at its cap before it is sent back to RabbitMQ.
-    endpoint_busy_wait: Seconds = Field(default=0.2, ge=0, le=10)
+    # How long a delivery waits for a slot at an endpoint at its cap before it is sent back to RabbitMQ:
+    # at most the shortest wait in the broker (1 s), which would cost a round trip on top.
+    endpoint_busy_wait: Seconds = Field(default=1.0, ge=0, le=10)
     # Per process: spare threads for first attempts of events with several subscriptions.
     fan_out_concurrency: int = Field(default=4, ge=1, le=1000)
     breaker_failures: int = Field(default=5, ge=1, le=1000)
