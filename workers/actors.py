@@ -3,9 +3,11 @@
 ``fan_out`` consumes the events queue (raw events, see workers/broker.py) and
 makes each delivery's first attempt itself (:mod:`workers.attempts`).
 ``retry`` consumes the retries queue: deliveries back from a delay queue after
-a failure or a busy endpoint. ``deliver`` consumes the deliveries queue, where
-``hookline dlq replay`` puts deliveries. So a backlog of retries never holds up
-fresh deliveries. The logic lives in :mod:`workers.fanout`,
+a failure or a busy endpoint, and those ``hookline dlq replay`` resends. So a
+backlog of retries never holds up fresh deliveries. ``deliver`` consumes the
+deliveries queue, which nothing fills any more: it drains what a version
+before first attempts moved into the fan-out left there, so an upgrade
+strands nothing. The logic lives in :mod:`workers.fanout`,
 :mod:`workers.attempts` and :mod:`workers.retry`; this module wires it to dramatiq.
 """
 
