@@ -92,8 +92,7 @@ class Attempts:
             future.result()  # re-raises: FailOnError then keeps the event instead of acking it
 
     def first(self, item: delivery.Delivery, subscription: Subscription) -> None:
-        bound = log.bind(event_id=item.event_id, subscription_id=item.subscription_id, attempt=item.attempt)
-        self.admit(item, subscription, time.time(), bound)
+        self.admit(item, subscription, time.time(), log_for(item))
 
     def run(self, item: delivery.Delivery) -> None:
         """An attempt for a delivery that came back from RabbitMQ (a retry, a deferral or a replay)."""
@@ -101,7 +100,7 @@ class Attempts:
         if not delays.is_due(item.not_before, now):
             delays.wait_in_broker(self.broker, item, now)  # came back from a hop early: keep waiting
             return
-        bound = log.bind(event_id=item.event_id, subscription_id=item.subscription_id, attempt=item.attempt)
+        bound = log_for(item)
         subscription = self.deliverable(item, now, bound)
         if subscription is not None:
             self.admit(item, subscription, now, bound)
@@ -173,7 +172,7 @@ class Attempts:
             self.health.failed(subscription, failure, datetime.now(UTC))
             self.settle_failure(item, failure, attempted_at=now, duration=duration, log=bound)
             return
-        metrics.attempt_finished(f"{response.status // 100}xx", duration)
+        metrics.attempt_finished(status_class(response.status), duration)
         self.health.succeeded(subscription)
         self.finished(
             item, "delivered", attempts=item.attempt, latency=time.time() - unix_time(item.event_timestamp)
@@ -227,9 +226,18 @@ class Attempts:
         failed_log.warning("delivery_failed", error=str(failure), retry_in=round(decision.at - now, 3))
 
 
+def log_for(item: delivery.Delivery) -> Any:
+    """The logger for one attempt: every line names the event, the subscription and the attempt."""
+    return log.bind(event_id=item.event_id, subscription_id=item.subscription_id, attempt=item.attempt)
+
+
 def result_of(failure: DeliveryFailed) -> str:
     """The attempt's result label: the status class when the endpoint answered, else the reason."""
-    return f"{failure.status // 100}xx" if failure.status is not None else failure.reason
+    return status_class(failure.status) if failure.status is not None else failure.reason
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx"
 
 
 @lru_cache(maxsize=4096)  # called per attempt; a process sees few distinct URLs

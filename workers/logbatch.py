@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import select
 import threading
+import time
 from typing import TextIO
 
 FLUSH_SECONDS = 0.1
@@ -54,8 +55,8 @@ class BatchedLines:
             self._write_whole_lines()
 
     def _drain_forever(self) -> None:
-        stop = threading.Event()
-        while not stop.wait(self._flush_seconds):
+        while True:  # a daemon thread: it ends with the process, after DrainLogs wrote the rest
+            time.sleep(self._flush_seconds)
             self.drain()
 
     def _write_whole_lines(self) -> None:

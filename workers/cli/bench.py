@@ -10,7 +10,6 @@ exits 1.
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from workers.bench import plot, table
 from workers.bench.errors import BenchError
 from workers.bench.progress import Progress
 from workers.cli.output import json_option, print_json
+from workers.cli.worker import default_processes
 
 
 class BenchFailed(click.ClickException):
@@ -44,7 +44,7 @@ class BenchFailed(click.ClickException):
     "--processes",
     "-p",
     type=click.IntRange(1, 256),
-    default=lambda: len(os.sched_getaffinity(0)),
+    default=default_processes,  # as hookline worker's, which the bench starts
     show_default="CPUs available",
     help="Worker processes (and baseline processes).",
 )

@@ -21,7 +21,7 @@ from workers.settings import Settings
 QUEUES = ("events", "deliveries", "retries")
 
 
-def _default_processes() -> int:
+def default_processes() -> int:
     # The CPUs this process may run on, which a container's cpuset limits.
     return len(os.sched_getaffinity(0))
 
@@ -31,7 +31,7 @@ def _default_processes() -> int:
     "--processes",
     "-p",
     type=click.IntRange(1, 256),
-    default=_default_processes,
+    default=default_processes,
     show_default="CPUs available",
     help="Worker processes.",
 )
