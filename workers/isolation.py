@@ -5,11 +5,12 @@ Two guards per endpoint (its origin: scheme, host and port):
 - **a cap on requests in flight**: when an endpoint already has
   ``HOOKLINE_ENDPOINT_MAX_IN_FLIGHT`` requests open in this process, another
   delivery to it waits a moment (``HOOKLINE_ENDPOINT_BUSY_WAIT``) for a slot,
-  but only while the endpoint answers in time and is making progress (a request
-  to it finished, or the oldest one started, within that moment): a fast
-  endpoint frees a slot within milliseconds. Otherwise no thread waits: the
-  delivery is sent back to wait in RabbitMQ, without counting as an attempt,
-  briefly if the endpoint is busy, longer if it is stalled. The cap is 1
+  but only while the endpoint is making progress (a request to it finished, or
+  the oldest one started, within that moment), its last request did not time
+  out, and fewer threads than its cap already wait for it: a fast endpoint
+  frees a slot within milliseconds. Otherwise no thread waits: the delivery is
+  sent back to wait in RabbitMQ, without counting as an attempt, briefly if
+  the endpoint is busy, longer if it is stalled. The cap is 1
   until the endpoint's last request got an answer in time (a new endpoint, or
   one whose last request timed out), so an endpoint that starts to hang holds
   one thread per process, not the whole cap;
@@ -76,6 +77,8 @@ class _Endpoint:
     # clock() when a request to it last finished, or when one started with none in flight.
     progress: float = float("-inf")
     answering: bool = False  # its last request got an answer in time: the whole cap is open to it
+    timed_out: bool = False  # its last request timed out: no thread waits for it
+    waiters: int = 0  # threads in enter() waiting for a slot
     failures: int = 0
     open_until: float = 0.0
     cooldown: float = 0.0
@@ -104,8 +107,9 @@ class Endpoints:
         """None if a request may go now (the caller must then call leave); else BUSY, STALLED or OPEN.
 
         An endpoint at its cap is STALLED if no request to it finished (or started) within the
-        last ``wait`` seconds. Otherwise it is waited for, up to ``wait`` seconds (then BUSY), if
-        its last request got an answer in time, and is BUSY at once if not.
+        last ``wait`` seconds. Otherwise it is waited for, up to ``wait`` seconds (then BUSY),
+        unless its last request timed out or as many threads as its cap already wait for it:
+        then it is BUSY at once.
         """
         deadline = time.monotonic() + wait
         with self._lock:
@@ -115,16 +119,28 @@ class Endpoints:
             if state.in_flight >= self._cap(state):
                 if self.clock() - state.progress >= wait:
                     return STALLED  # nothing came back lately: a slow endpoint, not worth a thread
-                if not state.answering:
-                    return BUSY  # not known to answer yet: no thread waits on it
-            while state.in_flight >= self._cap(state):
-                if state.open_until:
-                    return self._probe(state)  # it opened while this one waited
-                left = deadline - time.monotonic()
-                if left <= 0 or not state.slot_freed.wait(left):
-                    return BUSY
+                if state.timed_out or state.waiters >= self.max_in_flight:
+                    return BUSY  # known to hang, or enough threads wait for it already
+                state.waiters += 1
+                try:
+                    refusal = self._wait_for_slot(state, deadline)
+                finally:
+                    state.waiters -= 1
+                if refusal is not None:
+                    return refusal
             self._admit(state)
             return None
+
+    def _wait_for_slot(self, state: _Endpoint, deadline: float) -> str | None:
+        """None once a slot is free; OPEN if the breaker opened meanwhile, BUSY at the deadline."""
+        while state.in_flight >= self._cap(state):
+            if state.open_until:
+                return OPEN  # it opened while this one waited: no probe is due before its cooldown
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return BUSY
+            state.slot_freed.wait(left)
+        return None
 
     def _probe(self, state: _Endpoint) -> str | None:
         """While the breaker is open: OPEN, except for one probe once the cooldown is over (half-open)."""
@@ -154,11 +170,12 @@ class Endpoints:
             state.in_flight -= 1
             state.progress = self.clock()
             # Only a timeout held a thread for long; an endpoint failing fast costs threads nothing.
-            state.answering = not isinstance(failure, DeliveryTimeout)
-            if state.answering:
-                state.slot_freed.notify_all()  # the cap may have grown from 1: let every waiter re-check
+            state.timed_out = isinstance(failure, DeliveryTimeout)
+            was_answering, state.answering = state.answering, not state.timed_out
+            if state.answering and not was_answering:
+                state.slot_freed.notify_all()  # the cap grew from 1: let every waiter re-check
             else:
-                state.slot_freed.notify()
+                state.slot_freed.notify()  # one slot: waking every waiter would cost each a GIL turn
             was_probe, state.probing = state.probing, False
             if not trouble:
                 was_open = bool(state.open_until)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from workers.errors import ClientErrorStatus, DeliveryTimeout, RetryableHttpStatus
@@ -157,12 +158,47 @@ def test_an_endpoint_that_timed_out_is_back_to_one_request_at_a_time() -> None:
     assert guard.enter(SLOW) == STALLED
 
 
-def test_no_thread_waits_on_an_endpoint_not_known_to_answer() -> None:
+def test_no_thread_waits_on_an_endpoint_whose_last_request_timed_out() -> None:
     guard = endpoints(Clock(), max_in_flight=4)
-    assert guard.enter(SLOW) is None  # its first request, just started
+    guard.enter(SLOW)
+    guard.leave(SLOW, DeliveryTimeout("timed out"))
+    assert guard.enter(SLOW) is None  # the next request, just started
     started = time.monotonic()
     assert guard.enter(SLOW, wait=5.0) == BUSY
     assert time.monotonic() - started < 1
+
+
+def test_a_new_endpoint_is_waited_for_so_its_first_answer_opens_the_cap_to_the_waiters() -> None:
+    guard = Endpoints(max_in_flight=4, failure_threshold=5, cooldown=30)
+    assert guard.enter(SLOW) is None  # its first request
+    timer = threading.Timer(0.05, guard.leave, args=(SLOW, None))
+    timer.start()
+    with ThreadPoolExecutor(3) as pool:
+        waited = list(pool.map(lambda _: guard.enter(SLOW, wait=5.0), range(3)))
+    timer.join()
+    assert waited == [None, None, None]
+
+
+def test_no_more_threads_than_the_cap_wait_for_one_endpoint() -> None:
+    guard = Endpoints(max_in_flight=2, failure_threshold=5, cooldown=30)
+    guard.enter(SLOW)
+    guard.leave(SLOW, None)
+    assert [guard.enter(SLOW), guard.enter(SLOW)] == [None, None]  # at its cap
+    with ThreadPoolExecutor(2) as pool:
+        waiting = [pool.submit(guard.enter, SLOW, 5.0) for _ in range(2)]
+        while guard_waiters(guard) < 2:
+            time.sleep(0.01)
+        started = time.monotonic()
+        assert guard.enter(SLOW, wait=5.0) == BUSY  # a third waiter is refused at once
+        assert time.monotonic() - started < 1
+        guard.leave(SLOW, None)
+        guard.leave(SLOW, None)
+        assert [future.result() for future in waiting] == [None, None]
+
+
+def guard_waiters(guard: Endpoints) -> int:
+    with guard._lock:  # the test observes how many threads wait, under the lock they use
+        return sum(state.waiters for state in guard._endpoints.values())
 
 
 def test_an_endpoint_failing_fast_keeps_its_whole_cap() -> None:
