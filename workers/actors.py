@@ -19,7 +19,7 @@ from typing import Any
 
 import dramatiq
 
-from workers import deadletters, delivery, fanout
+from workers import deadletters, delivery, fanout, heldacks
 from workers.attempts import Attempts
 from workers.broker import DELIVER_ACTOR, FAN_OUT_ACTOR, RETRY_ACTOR, HooklineBroker, RawEvent
 from workers.middleware.fail_on_error import FailOnError
@@ -47,10 +47,14 @@ def build(runtime: Runtime) -> App:
     attempts = Attempts(runtime, broker, RetryPolicy.from_settings(runtime.settings))
 
     def deliver(**message: Any) -> None:
-        attempts.run(delivery.Delivery.from_message(message))
+        # A batch from a delay queue (workers/delaybatch.py), or one delivery (a replay, or a
+        # message an older version queued).
+        batch = message.get("deliveries", [message])
+        items = [delivery.Delivery.from_message(each) for each in batch]
+        heldacks.hold(attempts.run_all(items, runtime.spare_threads))
 
     def first_attempts(pairs: Sequence[tuple[delivery.Delivery, Subscription]]) -> None:
-        attempts.first_attempts(pairs, runtime.spare_threads)
+        heldacks.hold(attempts.first_attempts(pairs, runtime.spare_threads))
 
     def fan_out(raw: RawEvent) -> None:
         fanout.fan_out(

@@ -19,6 +19,7 @@ from producer.settings import load
 from workers import heartbeat, logs, metrics, topology
 from workers.actors import build
 from workers.logbatch import BatchedLines
+from workers.middleware.drain_delays import DrainDelays
 from workers.middleware.drain_logs import DrainLogs
 from workers.runtime import Runtime
 from workers.settings import Settings
@@ -36,4 +37,5 @@ dramatiq.set_broker(broker)
 topology.declare(broker, app.runtime.topology)
 app.runtime.start()
 heartbeat.attach(broker)
+broker.add_middleware(DrainDelays(app.runtime.delay_batcher))
 broker.add_middleware(DrainLogs(log_lines))

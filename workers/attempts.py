@@ -1,8 +1,10 @@
 """Attempts: make one delivery attempt and settle its outcome.
 
 An outcome is settled before the message that carried the delivery is acked:
-delivered, scheduled for a retry (published to a delay queue, confirmed), or
-dead-lettered (published, confirmed). Nothing else acks a delivery.
+delivered, dead-lettered (published, confirmed), or sent to wait in a delay
+queue, for a retry or because its endpoint is busy. The last is batched
+(workers/delaybatch.py) and not waited for here: the futures are returned and
+the ack waits for them (workers/heldacks.py). Nothing else acks a delivery.
 
 First attempts are made by the fan-out itself, straight from the event
 (:meth:`Attempts.first_attempts`): a healthy delivery costs one HTTP request
@@ -14,11 +16,11 @@ busy, goes through RabbitMQ, and comes back on the retries queue
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import replace
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,6 +37,10 @@ from workers.sparethreads import SpareThreads
 from workers.subscriptions import Subscription
 
 log = get_logger(component="deliver")
+
+# What a delivery's settling handed on to a delay queue: the message that carried it is acked
+# only once each of these succeeded (workers/heldacks.py).
+Held = list[Future[None]]
 
 # How long a delivery to an endpoint at its in-flight cap waits in RabbitMQ before it is offered
 # again: a second if the endpoint is answering (busy), HOOKLINE_HTTP_TIMEOUT if it is not (stalled:
@@ -70,63 +76,58 @@ class Attempts:
 
     def first_attempts(
         self, pairs: Sequence[tuple[delivery.Delivery, Subscription]], spare: SpareThreads
-    ) -> None:
-        """First attempts for one event's deliveries; returns once each one is settled.
+    ) -> Held:
+        """First attempts for one event's deliveries; returns once each one is settled or handed on.
 
-        Each delivery but the last is offered to a spare thread, so a slow
-        endpoint holds up only its own delivery, not the event's others; what
-        no idle spare thread takes, and the last one, run on the calling thread.
+        What was handed on to a delay queue is returned: the event's ack must wait for it.
         """
-        offered: list[Future[None]] = []
-        for item, subscription in pairs[:-1]:
-            future = spare.offer(self.first, item, subscription)
-            if future is None:
-                self.first(item, subscription)
-            else:
-                offered.append(future)
-        try:
-            self.first(*pairs[-1])
-        finally:
-            wait(offered)  # all settled before any error surfaces: none is left running unowned
-        for future in offered:
-            future.result()  # re-raises: FailOnError then keeps the event instead of acking it
+        return side_by_side(spare, [partial(self.first, item, subscription) for item, subscription in pairs])
 
-    def first(self, item: delivery.Delivery, subscription: Subscription) -> None:
-        self.admit(item, subscription, time.time(), log_for(item))
+    def first(self, item: delivery.Delivery, subscription: Subscription, held: Held) -> None:
+        self.admit(item, subscription, time.time(), log_for(item), held)
 
-    def run(self, item: delivery.Delivery) -> None:
+    def run_all(self, items: Sequence[delivery.Delivery], spare: SpareThreads) -> Held:
+        """:meth:`run` for each delivery of one message; what was handed on is returned, as above."""
+        return side_by_side(spare, [partial(self.run, item) for item in items])
+
+    def run(self, item: delivery.Delivery, held: Held) -> None:
         """An attempt for a delivery that came back from RabbitMQ (a retry, a deferral or a replay)."""
         now = time.time()
         if not delays.is_due(item.not_before, now):
-            delays.wait_in_broker(self.broker, item, now)  # came back from a hop early: keep waiting
+            self.wait(item, now, held)  # came back from a hop early: keep waiting
             return
         bound = log_for(item)
         subscription = self.deliverable(item, now, bound)
         if subscription is not None:
-            self.admit(item, subscription, now, bound)
+            self.admit(item, subscription, now, bound, held)
 
-    def admit(self, item: delivery.Delivery, subscription: Subscription, now: float, bound: Any) -> None:
+    def wait(self, item: delivery.Delivery, now: float, held: Held) -> None:
+        held.append(delays.wait_in_broker(self.runtime.delay_batcher, self.runtime.topology, item, now))
+
+    def admit(
+        self, item: delivery.Delivery, subscription: Subscription, now: float, bound: Any, held: Held
+    ) -> None:
         """Attempt now, unless the endpoint is at its cap (defer) or its breaker is open (fail fast)."""
         bound = bound.bind(host=host_of(subscription.url))
         endpoint = isolation.endpoint_of(subscription.url)
         refusal = self.endpoints.enter(endpoint, wait=self.runtime.settings.endpoint_busy_wait)
         if refusal in (isolation.BUSY, isolation.STALLED):
-            self.defer(item, refusal, now, bound)
+            self.defer(item, refusal, now, bound, held)
         elif refusal == isolation.OPEN:
             failure = CircuitOpen("circuit breaker open", retry_after=self.endpoints.reopens_in(endpoint))
             metrics.attempt_finished(failure.reason, 0)
             self.health.failed(subscription, failure, datetime.now(UTC))
-            self.settle_failure(item, failure, attempted_at=now, duration=0, log=bound)
+            self.settle_failure(item, failure, attempted_at=now, duration=0, log=bound, held=held)
         else:
-            self.attempt(item, subscription, endpoint, now, bound)
+            self.attempt(item, subscription, endpoint, now, bound, held=held)
 
-    def defer(self, item: delivery.Delivery, refusal: str, now: float, bound: Any) -> None:
+    def defer(self, item: delivery.Delivery, refusal: str, now: float, bound: Any, held: Held) -> None:
         # Not an attempt: the endpoint is slow, not failing. Wait in RabbitMQ, not on a thread, and
         # longer each time, so a large backlog for one slow endpoint does not churn through the broker.
         first = BUSY_WAIT_SECONDS if refusal == isolation.BUSY else self.runtime.settings.http_timeout
         wait = min(first * 2**item.deferrals, max(first, DEFER_MAX_SECONDS))
         later = replace(item, not_before=now + wait, deferrals=item.deferrals + 1)
-        delays.wait_in_broker(self.broker, later, now)
+        self.wait(later, now, held)
         metrics.deferred()
         bound.debug("delivery_deferred", reason=refusal, wait=wait)
 
@@ -148,7 +149,14 @@ class Attempts:
         return subscription
 
     def attempt(
-        self, item: delivery.Delivery, subscription: Subscription, endpoint: str, now: float, bound: Any
+        self,
+        item: delivery.Delivery,
+        subscription: Subscription,
+        endpoint: str,
+        now: float,
+        bound: Any,
+        *,
+        held: Held,
     ) -> None:
         keys = [secret_key(secret) for secret in subscription.active_secrets(datetime.now(UTC))]
         started = time.monotonic()
@@ -170,7 +178,7 @@ class Attempts:
         if failure is not None:
             metrics.attempt_finished(result_of(failure), duration)
             self.health.failed(subscription, failure, datetime.now(UTC))
-            self.settle_failure(item, failure, attempted_at=now, duration=duration, log=bound)
+            self.settle_failure(item, failure, attempted_at=now, duration=duration, log=bound, held=held)
             return
         metrics.attempt_finished(status_class(response.status), duration)
         self.health.succeeded(subscription)
@@ -203,6 +211,7 @@ class Attempts:
         attempted_at: float,
         duration: float,
         log: Any,
+        held: Held,
     ) -> None:
         first = item.first_attempt_at or attempted_at
         now = time.time()
@@ -221,9 +230,33 @@ class Attempts:
             )
             return
         retry = item.failed(failure, attempted_at=attempted_at, retry_at=decision.at)
-        delays.wait_in_broker(self.broker, retry, now)
+        self.wait(retry, now, held)
         metrics.retry_scheduled(failure.reason)
         failed_log.warning("delivery_failed", error=str(failure), retry_in=round(decision.at - now, 3))
+
+
+def side_by_side(spare: SpareThreads, tasks: Sequence[Callable[[Held], None]]) -> Held:
+    """Run ``tasks`` side by side; return once each is done, with what they handed on.
+
+    Each task but the last is offered to a spare thread, so a slow endpoint
+    holds up only its own delivery, not the others; what no idle spare thread
+    takes, and the last one, run on the calling thread.
+    """
+    held: Held = []  # list.append is atomic: the tasks share it
+    offered: list[Future[None]] = []
+    for task in tasks[:-1]:
+        future = spare.offer(task, held)
+        if future is None:
+            task(held)
+        else:
+            offered.append(future)
+    try:
+        tasks[-1](held)
+    finally:
+        wait(offered)  # all settled before any error surfaces: none is left running unowned
+    for future in offered:
+        future.result()  # re-raises: FailOnError then keeps the message instead of acking it
+    return held
 
 
 def log_for(item: delivery.Delivery) -> Any:

@@ -25,6 +25,9 @@ from dramatiq.common import q_name, xq_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware
 
+from workers import heldacks, metrics
+from workers.logs import get_logger
+
 if TYPE_CHECKING:
     from workers.topology import Topology
 
@@ -32,6 +35,9 @@ FAN_OUT_ACTOR = "fan_out"
 DELIVER_ACTOR = "deliver"
 # Same work as deliver, on its own queue: retries never hold up first attempts.
 RETRY_ACTOR = "retry"
+
+log = get_logger(component="consumer")
+HELD_ACK_HEADROOM = 48
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,19 +70,56 @@ class HooklineBroker(RabbitmqBroker):
             del self.connection  # never reuse a broken channel on this thread
             raise
 
+    @property
+    def consumer_class(self) -> type[_HeldAckConsumer]:
+        return _HeldAckConsumer
+
     def _declare_xq_queue(self, queue_name: str) -> Any:
         # dramatiq gives .XQ queues a 7-day TTL; hookline expires nothing an
         # operator did not ask it to (.XQ receives only crashed messages).
         return self.channel.queue_declare(queue=xq_name(queue_name), durable=True)
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Consumer:
+        # dramatiq prefetches twice its threads. A message whose ack is held for a delay batch
+        # (workers/heldacks.py) still counts against that, and with half the events bound for a
+        # hanging endpoint the held ones left threads without work: room for them on top.
+        prefetch += HELD_ACK_HEADROOM
         if queue_name != self.topology.events_queue:
             return super().consume(queue_name, prefetch, timeout)
         self.declare_queue(queue_name, ensure=True)
         return _EventsConsumer(self, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call] # private dramatiq class, unannotated
 
 
-class _EventsConsumer(_RabbitmqConsumer):
+class _HeldAckConsumer(_RabbitmqConsumer):
+    """Acks a message only once what its actor handed on is stored (see workers/heldacks.py)."""
+
+    def ack(self, message: MessageProxy) -> None:
+        held = heldacks.take()
+        if heldacks.pending(held):
+            heldacks.when_settled(held, lambda error: self._settle(message, error))
+        else:
+            super().ack(message)  # type: ignore[no-untyped-call] # private dramatiq class, unannotated
+
+    def nack(self, message: MessageProxy) -> None:
+        heldacks.take()  # rejected anyway: RabbitMQ keeps it in .XQ, whatever it handed on
+        super().nack(message)  # type: ignore[no-untyped-call] # as above
+
+    def _settle(self, message: MessageProxy, error: BaseException | None) -> None:
+        # Runs on the thread that settled the last future; the consumer's connection is another
+        # thread's, and dramatiq's ack and nack only schedule the frame on it.
+        try:
+            if error is None:
+                super().ack(message)  # type: ignore[no-untyped-call] # as above
+                return
+            log.error("message_rejected", message_id=message.message_id, error=str(error))
+            metrics.dead_lettered("crashed")
+            super().nack(message)  # type: ignore[no-untyped-call] # as above
+        except ConnectionClosed as exc:
+            # RabbitMQ redelivers the message: what it handed on may be handed on twice, never lost.
+            log.warning("held_ack_lost", message_id=message.message_id, error=str(exc))
+
+
+class _EventsConsumer(_HeldAckConsumer):
     """Consumes the events queue, wrapping each body into a fan_out message."""
 
     def __next__(self) -> MessageProxy | None:

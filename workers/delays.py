@@ -8,14 +8,11 @@ of any length takes at most ~17 hops plus one per 18 h.
 
 from __future__ import annotations
 
-from typing import Any
+from concurrent.futures import Future
 
-import pika
-from dramatiq import Message
-
-from workers.broker import RETRY_ACTOR, HooklineBroker
+from workers.delaybatch import DelayBatcher
 from workers.delivery import Delivery
-from workers.topology import DELAY_TIERS
+from workers.topology import DELAY_TIERS, Topology
 
 # Less than this left counts as due: a hop could only make it later.
 DUE_SLACK_SECONDS = 0.05
@@ -31,23 +28,14 @@ def next_hop(remaining: float) -> int:
     return fitting[-1] if fitting else DELAY_TIERS[0]
 
 
-def wait_in_broker(broker: HooklineBroker, delivery: Delivery, now: float) -> int:
-    """Publish ``delivery`` to the delay queue for its next hop; return that hop's seconds.
+def wait_in_broker(batcher: DelayBatcher, topology: Topology, delivery: Delivery, now: float) -> Future[None]:
+    """Send ``delivery`` to the delay queue for its next hop; the future is done once it is stored.
 
-    The message is dramatiq's, addressed to the retry actor, so that when the
-    delay queue dead-letters it into the retries queue it is consumed as is.
-    Waits for the broker's confirm: the caller acks its own message only after.
+    It goes in a batch addressed to the retry actor (workers/delaybatch.py), so
+    that when the delay queue dead-letters the batch into the retries queue it
+    is consumed as is. The caller's message must not be acked before the future
+    succeeded: hold it (workers/heldacks.py).
     """
     assert delivery.not_before is not None  # noqa: S101 - callers schedule only deliveries with a due time
     hop = next_hop(delivery.not_before - now)
-    topology = broker.topology
-    message: Message[Any] = Message(
-        queue_name=topology.retries_queue,
-        actor_name=RETRY_ACTOR,
-        args=(),
-        kwargs=delivery.to_message(),
-        options={},
-    )
-    properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
-    broker.publish_confirmed(topology.delay_queue(hop), message.encode(), properties)
-    return hop
+    return batcher.send(topology.delay_queue(hop), delivery.to_message())

@@ -9,6 +9,8 @@
      │    ├── SubscriptionNotFound
      │    └── InvalidSubscription        bad URL, event pattern or secret (also a ValueError)
      ├── TopologyError                   exchange/queues could not be declared
+     ├── DelayNotStored                  RabbitMQ did not confirm deliveries sent to wait in a
+     │                                   delay queue: the message that carried them is rejected
      ├── DeadLetterError                 the dead-letters queue could not be read or changed
      │    ├── DeadLetterNotFound         no dead letter in the queue has the given id
      │    └── ReplayRefused              one dead letter was not replayed and stays parked:
@@ -172,3 +174,10 @@ class BlockedAddress(PermanentDeliveryFailure):
     """
 
     reason = "blocked_address"
+
+
+class DelayNotStored(HooklineError):
+    """RabbitMQ did not confirm a batch of deliveries sent to wait in a delay queue.
+
+    The message that carried them is rejected, not acked: RabbitMQ keeps it in ``<queue>.XQ``.
+    """

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from workers import db, http
+from workers import db, delaybatch, http
 from workers.cache import SubscriptionCache
+from workers.delaybatch import DelayBatcher
 from workers.settings import Settings
 from workers.sparethreads import SpareThreads
 from workers.subscriptions import SubscriptionStore
@@ -37,6 +38,11 @@ class Runtime:
     def spare_threads(self) -> SpareThreads:
         """Threads for the first attempts of an event with several subscriptions, made side by side."""
         return SpareThreads(self.settings.fan_out_concurrency, "first-attempt")
+
+    @cached_property
+    def delay_batcher(self) -> DelayBatcher:
+        """Sends deliveries that must wait to the delay queues, many to a message."""
+        return DelayBatcher(delaybatch.connector(self.settings.amqp_url), self.topology.retries_queue)
 
     def start(self) -> None:
         """Open everything now, so a bad database fails the process at boot, not on the first event."""

@@ -1,0 +1,30 @@
+"""Store the last batched delays, and send their held acks, before a worker's consumers close.
+
+dramatiq stops its worker threads first, then each consumer thread, then
+closes the consumers' connections (after the acks already scheduled on them).
+Between the last two, every delivery handed to the delay batcher must be
+stored, so that the acks it holds (workers/heldacks.py) go out instead of the
+messages being redelivered and their deliveries sent twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dramatiq.broker import Broker
+from dramatiq.middleware import Middleware
+
+from workers.delaybatch import DelayBatcher
+from workers.logs import get_logger
+
+log = get_logger(component="worker")
+DRAIN_SECONDS = 30.0
+
+
+class DrainDelays(Middleware):
+    def __init__(self, batcher: DelayBatcher) -> None:
+        self.batcher = batcher
+
+    def before_consumer_thread_shutdown(self, broker: Broker, thread: Any) -> None:  # noqa: ARG002 - dramatiq's hook signature
+        if not self.batcher.drain(DRAIN_SECONDS):
+            log.warning("delays_not_drained", seconds=DRAIN_SECONDS)
