@@ -6,11 +6,12 @@ Two guards per endpoint (its origin: scheme, host and port):
   ``HOOKLINE_ENDPOINT_MAX_IN_FLIGHT`` requests open in this process, another
   delivery to it waits a moment (``HOOKLINE_ENDPOINT_BUSY_WAIT``) for a slot,
   but only while the endpoint is making progress (a request to it finished, or
-  the oldest one started, within that moment), its last request did not time
-  out, and fewer threads than its cap already wait for it: a fast endpoint
-  frees a slot within milliseconds. Otherwise no thread waits: the delivery is
-  sent back to wait in RabbitMQ, without counting as an attempt, briefly if
-  the endpoint is busy, longer if it is stalled. The cap is 1
+  the oldest one started, within that moment) and its last request did not
+  time out (for a new endpoint, only as many threads as its cap wait for its
+  first answer): a fast endpoint frees a slot within milliseconds. Otherwise
+  no thread waits: the delivery is sent back to wait in RabbitMQ, without
+  counting as an attempt, briefly if the endpoint is busy, longer if it is
+  stalled. The cap is 1
   until the endpoint's last request got an answer in time (a new endpoint, or
   one whose last request timed out), so an endpoint that starts to hang holds
   one thread per process, not the whole cap;
@@ -108,8 +109,8 @@ class Endpoints:
 
         An endpoint at its cap is STALLED if no request to it finished (or started) within the
         last ``wait`` seconds. Otherwise it is waited for, up to ``wait`` seconds (then BUSY),
-        unless its last request timed out or as many threads as its cap already wait for it:
-        then it is BUSY at once.
+        unless its last request timed out, or it is new and as many threads as its cap already
+        wait for its first answer: then it is BUSY at once.
         """
         deadline = time.monotonic() + wait
         with self._lock:
@@ -119,8 +120,8 @@ class Endpoints:
             if state.in_flight >= self._cap(state):
                 if self.clock() - state.progress >= wait:
                     return STALLED  # nothing came back lately: a slow endpoint, not worth a thread
-                if state.timed_out or state.waiters >= self.max_in_flight:
-                    return BUSY  # known to hang, or enough threads wait for it already
+                if state.timed_out or (not state.answering and state.waiters >= self.max_in_flight):
+                    return BUSY  # known to hang, or not known to answer and enough threads wait already
                 state.waiters += 1
                 try:
                     refusal = self._wait_for_slot(state, deadline)
@@ -171,11 +172,11 @@ class Endpoints:
             state.progress = self.clock()
             # Only a timeout held a thread for long; an endpoint failing fast costs threads nothing.
             state.timed_out = isinstance(failure, DeliveryTimeout)
-            was_answering, state.answering = state.answering, not state.timed_out
-            if state.answering and not was_answering:
-                state.slot_freed.notify_all()  # the cap grew from 1: let every waiter re-check
-            else:
-                state.slot_freed.notify()  # one slot: waking every waiter would cost each a GIL turn
+            state.answering = not state.timed_out
+            # Every waiter re-checks: the cap may have grown from 1, and a woken waiter may find its
+            # slot already taken by a thread that just arrived. Waking only one then left the others
+            # asleep until their wait ran out and sent them to RabbitMQ (20 % less throughput).
+            state.slot_freed.notify_all()
             was_probe, state.probing = state.probing, False
             if not trouble:
                 was_open = bool(state.open_until)

@@ -179,11 +179,9 @@ def test_a_new_endpoint_is_waited_for_so_its_first_answer_opens_the_cap_to_the_w
     assert waited == [None, None, None]
 
 
-def test_no_more_threads_than_the_cap_wait_for_one_endpoint() -> None:
+def test_no_more_threads_than_the_cap_wait_for_a_new_endpoints_first_answer() -> None:
     guard = Endpoints(max_in_flight=2, failure_threshold=5, cooldown=30)
-    guard.enter(SLOW)
-    guard.leave(SLOW, None)
-    assert [guard.enter(SLOW), guard.enter(SLOW)] == [None, None]  # at its cap
+    assert guard.enter(SLOW) is None  # its first request: the cap is 1 until it answers
     with ThreadPoolExecutor(2) as pool:
         waiting = [pool.submit(guard.enter, SLOW, 5.0) for _ in range(2)]
         while guard_waiters(guard) < 2:
@@ -191,9 +189,24 @@ def test_no_more_threads_than_the_cap_wait_for_one_endpoint() -> None:
         started = time.monotonic()
         assert guard.enter(SLOW, wait=5.0) == BUSY  # a third waiter is refused at once
         assert time.monotonic() - started < 1
-        guard.leave(SLOW, None)
-        guard.leave(SLOW, None)
+        guard.leave(SLOW, None)  # it answered: the cap is 2, both waiters go
         assert [future.result() for future in waiting] == [None, None]
+
+
+def test_any_number_of_threads_wait_for_an_endpoint_that_answers() -> None:
+    guard = Endpoints(max_in_flight=1, failure_threshold=5, cooldown=30)
+    guard.enter(SLOW)
+    guard.leave(SLOW, None)
+    assert guard.enter(SLOW) is None  # at its cap
+    with ThreadPoolExecutor(4) as pool:
+        waiting = [pool.submit(guard.enter, SLOW, 5.0) for _ in range(4)]
+        while guard_waiters(guard) < 4:
+            time.sleep(0.01)
+        for released in range(1, 5):
+            guard.leave(SLOW, None)  # one slot at a time: each goes to one waiter
+            while sum(future.done() for future in waiting) < released:
+                time.sleep(0.01)
+        assert [future.result() for future in waiting] == [None] * 4
 
 
 def guard_waiters(guard: Endpoints) -> int:
