@@ -7,8 +7,9 @@ Two guards per endpoint (its origin: scheme, host and port):
   delivery to it waits a moment (``HOOKLINE_ENDPOINT_BUSY_WAIT``) for a slot,
   but only while the endpoint is making progress (a request to it finished, or
   the oldest one started, within that moment) and its last request did not
-  time out (for a new endpoint, only as many threads as its cap wait for its
-  first answer): a fast endpoint frees a slot within milliseconds. Otherwise
+  time out (a new endpoint's first answer is waited for by as many threads as
+  its cap, until 0.25 s after that request started): a fast endpoint frees a
+  slot within milliseconds. Otherwise
   no thread waits: the delivery is sent back to wait in RabbitMQ, without
   counting as an attempt, briefly if the endpoint is busy, longer if it is
   stalled. The cap is 1
@@ -48,6 +49,10 @@ from workers.errors import (
 BUSY = "endpoint_busy"  # at its cap and answering: a slot frees soon
 STALLED = "endpoint_stalled"  # at its cap and nothing came back lately: slots free at the timeout
 OPEN = "circuit_open"
+# How long after a new endpoint's first request started deliveries wait for its answer: enough for
+# a connect and a TLS handshake to a distant host; if it hangs, its waiters are soon free again,
+# and later deliveries to it do not wait at all.
+FIRST_ANSWER_WAIT = 0.25
 # Breaker transitions, as leave() reports them.
 OPENED = "opened"
 CLOSED = "closed"
@@ -109,8 +114,9 @@ class Endpoints:
 
         An endpoint at its cap is STALLED if no request to it finished (or started) within the
         last ``wait`` seconds. Otherwise it is waited for, up to ``wait`` seconds (then BUSY),
-        unless its last request timed out, or it is new and as many threads as its cap already
-        wait for its first answer: then it is BUSY at once.
+        unless its last request timed out: then it is BUSY at once. A new endpoint is waited for
+        by at most as many threads as its cap, until FIRST_ANSWER_WAIT after its first request
+        started.
         """
         deadline = time.monotonic() + wait
         with self._lock:
@@ -120,8 +126,16 @@ class Endpoints:
             if state.in_flight >= self._cap(state):
                 if self.clock() - state.progress >= wait:
                     return STALLED  # nothing came back lately: a slow endpoint, not worth a thread
-                if state.timed_out or (not state.answering and state.waiters >= self.max_in_flight):
-                    return BUSY  # known to hang, or not known to answer and enough threads wait already
+                if state.timed_out:
+                    return BUSY  # known to hang: no thread waits on it
+                if not state.answering:
+                    # A new endpoint: as many threads as its cap wait for its first answer, until
+                    # FIRST_ANSWER_WAIT after that request started: one that hangs holds few threads,
+                    # briefly, and once.
+                    if state.waiters >= self.max_in_flight:
+                        return BUSY
+                    first_answer_due = state.progress + FIRST_ANSWER_WAIT - self.clock()
+                    deadline = min(deadline, time.monotonic() + first_answer_due)
                 state.waiters += 1
                 try:
                     refusal = self._wait_for_slot(state, deadline)

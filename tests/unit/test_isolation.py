@@ -7,8 +7,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import pytest
+
+from workers import isolation
 from workers.errors import ClientErrorStatus, DeliveryTimeout, RetryableHttpStatus
-from workers.isolation import BUSY, CLOSED, OPEN, OPENED, STALLED, Endpoints, endpoint_of, is_endpoint_trouble
+from workers.isolation import (
+    BUSY,
+    CLOSED,
+    FIRST_ANSWER_WAIT,
+    OPEN,
+    OPENED,
+    STALLED,
+    Endpoints,
+    endpoint_of,
+    is_endpoint_trouble,
+)
 
 SLOW = "https://slow.example:443"
 
@@ -168,7 +181,10 @@ def test_no_thread_waits_on_an_endpoint_whose_last_request_timed_out() -> None:
     assert time.monotonic() - started < 1
 
 
-def test_a_new_endpoint_is_waited_for_so_its_first_answer_opens_the_cap_to_the_waiters() -> None:
+def test_a_new_endpoint_is_waited_for_so_its_first_answer_opens_the_cap_to_the_waiters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(isolation, "FIRST_ANSWER_WAIT", 5.0)  # no slow machine makes a waiter give up
     guard = Endpoints(max_in_flight=4, failure_threshold=5, cooldown=30)
     assert guard.enter(SLOW) is None  # its first request
     timer = threading.Timer(0.05, guard.leave, args=(SLOW, None))
@@ -179,16 +195,36 @@ def test_a_new_endpoint_is_waited_for_so_its_first_answer_opens_the_cap_to_the_w
     assert waited == [None, None, None]
 
 
-def test_no_more_threads_than_the_cap_wait_for_a_new_endpoints_first_answer() -> None:
+def test_a_new_endpoint_that_does_not_answer_is_waited_for_only_briefly() -> None:
+    guard = Endpoints(max_in_flight=4, failure_threshold=5, cooldown=30)
+    assert guard.enter(SLOW) is None  # its first request, which hangs
+    started = time.monotonic()
+    assert guard.enter(SLOW, wait=5.0) == BUSY
+    assert time.monotonic() - started < FIRST_ANSWER_WAIT + 0.5
+
+
+def test_once_a_new_endpoints_first_answer_is_overdue_no_thread_waits_for_it() -> None:
+    clock = Clock()
+    guard = endpoints(clock, max_in_flight=4)
+    assert guard.enter(SLOW) is None
+    clock.now += FIRST_ANSWER_WAIT
+    started = time.monotonic()
+    assert guard.enter(SLOW, wait=5.0) == BUSY
+    assert time.monotonic() - started < 0.1
+
+
+def test_no_more_threads_than_the_cap_wait_for_a_new_endpoints_first_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(isolation, "FIRST_ANSWER_WAIT", 5.0)  # no slow machine makes a waiter give up
     guard = Endpoints(max_in_flight=2, failure_threshold=5, cooldown=30)
     assert guard.enter(SLOW) is None  # its first request: the cap is 1 until it answers
     with ThreadPoolExecutor(2) as pool:
         waiting = [pool.submit(guard.enter, SLOW, 5.0) for _ in range(2)]
-        while guard_waiters(guard) < 2:
-            time.sleep(0.01)
+        time.sleep(0.2)  # both are waiting by now
         started = time.monotonic()
-        assert guard.enter(SLOW, wait=5.0) == BUSY  # a third waiter is refused at once
-        assert time.monotonic() - started < 1
+        assert guard.enter(SLOW, wait=5.0) == BUSY  # a third is refused at once
+        assert time.monotonic() - started < 0.1
         guard.leave(SLOW, None)  # it answered: the cap is 2, both waiters go
         assert [future.result() for future in waiting] == [None, None]
 
@@ -200,18 +236,12 @@ def test_any_number_of_threads_wait_for_an_endpoint_that_answers() -> None:
     assert guard.enter(SLOW) is None  # at its cap
     with ThreadPoolExecutor(4) as pool:
         waiting = [pool.submit(guard.enter, SLOW, 5.0) for _ in range(4)]
-        while guard_waiters(guard) < 4:
-            time.sleep(0.01)
+        time.sleep(0.2)  # all four are waiting by now; if not, they only arrive later
         for released in range(1, 5):
             guard.leave(SLOW, None)  # one slot at a time: each goes to one waiter
             while sum(future.done() for future in waiting) < released:
                 time.sleep(0.01)
         assert [future.result() for future in waiting] == [None] * 4
-
-
-def guard_waiters(guard: Endpoints) -> int:
-    with guard._lock:  # the test observes how many threads wait, under the lock they use
-        return sum(state.waiters for state in guard._endpoints.values())
 
 
 def test_an_endpoint_failing_fast_keeps_its_whole_cap() -> None:
