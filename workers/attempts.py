@@ -93,6 +93,11 @@ class Attempts:
     def run(self, item: delivery.Delivery, held: Held) -> None:
         """An attempt for a delivery that came back from RabbitMQ (a retry, a deferral or a replay)."""
         now = time.time()
+        if self.runtime.stopping.is_set():
+            # A batch holds up to 50 deliveries: the worker stops after this message, not after
+            # attempting all of them. Not an attempt: back in a second, for another worker.
+            self.wait(replace(item, not_before=now), now, held)
+            return
         if not delays.is_due(item.not_before, now):
             self.wait(item, now, held)  # came back from a hop early: keep waiting
             return

@@ -37,7 +37,7 @@ from workers.errors import DelayNotStored
 
 log = logging.getLogger(__name__)
 
-LINGER_SECONDS = 0.02  # short next to any delay (>= 1 s); long enough to gather a batch under load
+LINGER_SECONDS = 0.05  # short next to any delay (>= 1 s); long enough to gather a batch under load
 MAX_DELIVERIES = 50  # a retries message stays a small unit of work (and of the backlog KEDA counts)
 MAX_BYTES = 4 * 1024 * 1024  # far below RabbitMQ's message size limit, whatever the event size
 IDLE_TICK_SECONDS = 5.0  # well inside any heartbeat interval RabbitMQ negotiates
@@ -201,7 +201,7 @@ class DelayBatcher:
             return
         try:
             self._connection.process_data_events(0)
-        except pika.exceptions.AMQPError:
+        except Exception:  # noqa: BLE001 - pika raises AMQPError, or ValueError once closed: drop it either way
             self._close()  # the next batch opens a new one
 
     def _open_channel(self) -> BlockingChannel:
@@ -215,7 +215,7 @@ class DelayBatcher:
     def _close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and connection.is_open:
-            with contextlib.suppress(pika.exceptions.AMQPError):  # it is being dropped for an error already
+            with contextlib.suppress(Exception):  # it is being dropped for an error already
                 connection.close()
 
 

@@ -6,6 +6,7 @@ broker module in every child), so no connection, pool or thread crosses a fork.
 
 from __future__ import annotations
 
+import threading
 from functools import cached_property
 
 from workers import db, delaybatch, http
@@ -21,6 +22,8 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.topology = Topology.from_settings(settings)
+        # Set when the worker begins to shut down: what has not been attempted yet waits in RabbitMQ.
+        self.stopping = threading.Event()
 
     @cached_property
     def subscriptions(self) -> SubscriptionCache:
