@@ -4,12 +4,12 @@ Every delivery that must wait (a retry, or a deferral while its endpoint is
 busy, stalled or behind an open breaker) is published to a delay queue before
 the message that carried it is acked. One confirmed publish per delivery cost
 RabbitMQ and the worker about as much CPU as a healthy delivery: an endpoint
-that hangs and receives half the events took a third of the throughput of the
-healthy ones. So deliveries are handed to one thread per process, which
-gathers those that arrive within ``linger`` seconds and publishes each delay
-queue's share as one message (``{"deliveries": [...]}``, for the retry actor),
-on its own connection, confirmed. About twenty times less CPU per delivery
-(``tests/benchmarks/isolation.py``).
+that hangs and receives half the events cut the healthy ones' throughput by
+a quarter. So deliveries are handed to one thread per process, which gathers
+those that arrive within ``linger`` seconds and publishes each delay queue's
+share as one message (``{"deliveries": [...]}``, for the retry actor), on its
+own connection, confirmed. In ``tests/benchmarks/isolation.py`` that cut
+RabbitMQ's extra CPU for the hanging endpoint's deliveries by about four.
 
 Callers get a future per delivery and do not wait for it: the ack of their
 message waits instead (workers/heldacks.py), so no worker thread is held.

@@ -6,8 +6,9 @@ broker on 127.0.0.1, with a receiver on loopback:
 1. Backlog: a subscription whose endpoint answers 503, a retry schedule of one
    hour. After a warm-up, the worker's idle RSS is read; then N events are
    published (default 100,000), every first attempt fails, and each delivery
-   goes to wait in a delay queue. With all N waiting, the worker's RSS is read
-   again. Target: within 10 % of idle.
+   goes to wait in a delay queue (many to a message). With all N waiting, the
+   worker's RSS is read again. Target: within 10 % of idle. Once the worker
+   stopped, the deliveries in the delay queues are counted inside the messages.
 2. Timing: deliveries that fail three times with waits of 2 s, 5 s and 10 s
    (no jitter). For each retry, how long after its due time it arrived at the
    receiver (measured from the failed attempt's arrival, so it includes one
@@ -29,6 +30,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+import pika
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support.*
 
@@ -89,20 +92,22 @@ def backlog(
     try:
         warm_up = 2_000
         publish(env, "bench.backlog", warm_up)
-        wait_for_waiting(env, warm_up)
+        wait_for_waiting(env, hooks, warm_up)
         time.sleep(2)
         idle = worker_rss(worker)
         started = time.monotonic()
         publish(env, "bench.backlog", count)
-        wait_for_waiting(env, warm_up + count, progress=True)
+        wait_for_waiting(env, hooks, warm_up + count, progress=True)
         elapsed = time.monotonic() - started
         time.sleep(2)
         loaded = worker_rss(worker)
     finally:
         worker.terminate()
+    events_left = messages(env["HOOKLINE_AMQP_URL"], f"{env['HOOKLINE_QUEUE_PREFIX']}.events")
     ratios = [loaded[pid] / idle[pid] for pid in idle if pid in loaded]
     return {
         "waiting": waiting(env),
+        "events_not_acked": events_left,
         "idle_rss_mib": {str(pid): round(kib / 1024, 1) for pid, kib in idle.items()},
         "rss_with_backlog_mib": {str(pid): round(kib / 1024, 1) for pid, kib in loaded.items()},
         "max_rss_ratio": round(max(ratios), 3),
@@ -170,17 +175,40 @@ def publish(env: dict[str, str], event_type: str, count: int) -> None:
 
 
 def waiting(env: dict[str, str]) -> int:
+    """Deliveries in the delay queues, counted inside each message (a message holds a batch).
+
+    Every message is read without an ack and handed back when the channel
+    closes; RabbitMQ keeps a requeued message's expiry.
+    """
     topology = Topology(exchange=env["HOOKLINE_EXCHANGE"], prefix=env["HOOKLINE_QUEUE_PREFIX"])
-    return sum(messages(env["HOOKLINE_AMQP_URL"], queue) for queue in topology.delay_queues.values())
+    connection = pika.BlockingConnection(pika.URLParameters(env["HOOKLINE_AMQP_URL"]))
+    channel = connection.channel()
+    total = 0
+    for queue in topology.delay_queues.values():
+        while True:
+            method, _properties, body = channel.basic_get(queue, auto_ack=False)
+            if method is None:
+                break
+            kwargs = json.loads(body)["kwargs"]
+            total += len(kwargs["deliveries"]) if "deliveries" in kwargs else 1
+    connection.close()
+    return total
 
 
-def wait_for_waiting(env: dict[str, str], count: int, *, progress: bool = False) -> None:
+def wait_for_waiting(env: dict[str, str], hooks: Receiver, count: int, *, progress: bool = False) -> None:
+    """Until ``count`` first attempts failed and the events queue is empty.
+
+    A worker acks an event only once its delivery is stored in a delay queue,
+    so, once the worker stops, nothing back in the events queue means every
+    delivery is stored; :func:`waiting` then counts them exactly.
+    """
+    events_queue = f"{env['HOOKLINE_QUEUE_PREFIX']}.events"
     deadline = time.monotonic() + 3600
-    while (now_waiting := waiting(env)) < count:
+    while (failed := len(hooks.on("/backlog"))) < count or messages(env["HOOKLINE_AMQP_URL"], events_queue):
         if time.monotonic() > deadline:
-            raise SystemExit(f"only {now_waiting} of {count} deliveries reached the delay queues")
+            raise SystemExit(f"only {failed} of {count} first attempts were made")
         if progress:
-            print(f"\r  {now_waiting:>7} of {count} deliveries waiting for retry", end="", file=sys.stderr)
+            print(f"\r  {failed:>7} of {count} first attempts failed", end="", file=sys.stderr)
         time.sleep(1)
     if progress:
         print(file=sys.stderr)
@@ -205,6 +233,7 @@ def report(figures: dict[str, Any], *, as_json: bool) -> None:
         return
     backlog, timing = figures["backlog"], figures["timing"]
     print(f"deliveries waiting for retry   {backlog['waiting']}")
+    print(f"events not acked (must be 0)   {backlog['events_not_acked']}")
     print(f"worker RSS idle (MiB)          {backlog['idle_rss_mib']}")
     print(f"worker RSS with backlog (MiB)  {backlog['rss_with_backlog_mib']}")
     print(f"largest RSS ratio              {backlog['max_rss_ratio']}  (target <= 1.10)")
