@@ -3,7 +3,8 @@
 ``fan_out`` consumes the events queue (raw events, see workers/broker.py) and
 makes each delivery's first attempt itself (:mod:`workers.attempts`).
 ``retry`` consumes the retries queue: deliveries back from a delay queue after
-a failure or a busy endpoint, and those ``hookline dlq replay`` resends. So a
+a failure or a busy endpoint, many to a message (workers/delaybatch.py), and
+those ``hookline dlq replay`` resends, one to a message. So a
 backlog of retries never holds up fresh deliveries. ``deliver`` consumes the
 deliveries queue, which nothing fills any more: it drains what a version
 before first attempts moved into the fan-out left there, so an upgrade
