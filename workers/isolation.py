@@ -9,13 +9,12 @@ Two guards per endpoint (its origin: scheme, host and port):
   the oldest one started, within that moment) and its last request did not
   time out (a new endpoint's first answer is waited for by as many threads as
   its cap, until 0.25 s after that request started): a fast endpoint frees a
-  slot within milliseconds. Otherwise
-  no thread waits: the delivery is sent back to wait in RabbitMQ, without
-  counting as an attempt, briefly if the endpoint is busy, longer if it is
-  stalled. The cap is 1
-  until the endpoint's last request got an answer in time (a new endpoint, or
-  one whose last request timed out), so an endpoint that starts to hang holds
-  one thread per process, not the whole cap;
+  slot within milliseconds. Otherwise no thread waits: the delivery is sent
+  back to wait in RabbitMQ, without counting as an attempt, briefly if the
+  endpoint is busy, longer if it is stalled. The cap is 1 until the endpoint's
+  last request got an answer in time (a new endpoint, or one whose last
+  request timed out), so an endpoint that starts to hang holds one thread per
+  process, not the whole cap;
 - **a circuit breaker**: after ``HOOKLINE_BREAKER_FAILURES`` consecutive
   failures that say the endpoint itself is in trouble (timeouts, connection,
   DNS and TLS errors, 5xx, 429), it opens for ``HOOKLINE_BREAKER_COOLDOWN``;
