@@ -33,8 +33,15 @@ def verify(keys: Sequence[bytes], headers: dict[str, str], body: bytes) -> bool:
 
 
 def serve(
-    host: str, port: int, secrets: Sequence[str], status: int, emit: Callable[[dict[str, Any]], None]
+    host: str,
+    port: int,
+    secrets: Sequence[str],
+    status: int,
+    emit: Callable[[dict[str, Any]], None],
+    *,
+    on_listening: Callable[[], None],
 ) -> None:
+    """Serve until interrupted; ``on_listening`` once the port is bound. OSError if it cannot be bound."""
     keys = [secret_key(secret) for secret in secrets]
 
     class Handler(BaseHTTPRequestHandler):
@@ -58,4 +65,5 @@ def serve(
             """Silenced: each webhook is printed by ``emit`` instead."""
 
     with ThreadingHTTPServer((host, port), Handler) as server:
+        on_listening()
         server.serve_forever()

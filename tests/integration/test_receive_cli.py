@@ -71,3 +71,21 @@ def test_receive_prints_each_webhook_and_checks_its_signature(
         "evt_1",
     )
     assert second["verified"] is False
+
+
+def test_receive_on_a_port_in_use_says_so_in_one_line(
+    receiver_port: tuple[int, subprocess.Popen[str]],
+) -> None:
+    port, _ = receiver_port
+    result = subprocess.run(
+        [HOOKLINE, "receive", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=os.environ.copy(),
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]

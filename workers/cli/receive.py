@@ -30,5 +30,10 @@ def receive(host: str, port: int, secrets: tuple[str, ...], status: int, as_json
         kind = payload.get("type") if isinstance(payload, dict) else "?"
         click.echo(f"{record['path']}  {record['webhook_id']}  {kind}  {check}")
 
-    click.echo(f"listening on http://{host}:{port}/ (Ctrl-C stops)", err=True)
-    serve(host, port, secrets, status, emit)
+    def listening() -> None:
+        click.echo(f"listening on http://{host}:{port}/ (Ctrl-C stops)", err=True)
+
+    try:
+        serve(host, port, secrets, status, emit, on_listening=listening)
+    except OSError as exc:  # before listening: the address is taken or not this machine's
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
