@@ -15,6 +15,9 @@
 
 Every :class:`PublishError` means the event may not be stored: publish it
 again (receivers deduplicate on ``webhook-id``, so a repeat is harmless).
+
+:func:`root_cause` finds what really went wrong under a library's wrapping; the
+workers use it too (``workers`` may import ``producer``, never the reverse).
 """
 
 from __future__ import annotations
@@ -58,3 +61,31 @@ class EventNacked(PublishError):
 
 class ConfirmTimeout(PublishError):
     """No confirm arrived in time; the event may or may not be stored."""
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception under ``error``: the one that says what really went wrong.
+
+    Libraries nest it in different places: ``raise ... from`` (``__cause__``), an
+    exception passed as the first argument (pika, dramatiq's ``ConnectionClosed``,
+    httpcore), ``.exception`` (pika's connector phases), ``.exceptions`` (pika's
+    connection workflow: the last attempt), or the exception being handled.
+    """
+    seen = {id(error)}
+    while (inner := _inner(error)) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        error = inner
+    return error
+
+
+def _inner(error: BaseException) -> BaseException | None:
+    several = getattr(error, "exceptions", None)
+    candidates = (
+        error.__cause__,
+        getattr(error, "exception", None),
+        several[-1] if isinstance(several, list | tuple) and several else None,
+        error.args[0] if error.args else None,
+        # Even when suppressed (``from None``): httpcore re-raises a backend's error that way.
+        error.__context__,
+    )
+    return next((each for each in candidates if isinstance(each, BaseException)), None)

@@ -39,7 +39,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pika
 import pika.exceptions
 from pika.adapters.select_connection import IOLoop, SelectConnection
-from pika.adapters.utils.connection_workflow import AMQPConnectionWorkflowFailed, AMQPConnectorPhaseErrorBase
 from pika.channel import Channel
 from pika.spec import Basic, BasicProperties
 
@@ -51,6 +50,7 @@ from producer.errors import (
     EventUnroutable,
     ExchangeNotFound,
     PublishError,
+    root_cause,
 )
 from producer.event import Event
 from producer.settings import ProducerSettings, load, redacted_url
@@ -574,18 +574,7 @@ def _connect_reason(error: BaseException, url: str) -> str:
         return "login refused: check the user and password in HOOKLINE_AMQP_URL"
     if isinstance(error, pika.exceptions.ProbableAccessDeniedError):
         return "access to the virtual host refused: check the vhost in HOOKLINE_AMQP_URL"
-    while True:
-        if type(error) is pika.exceptions.AMQPConnectionError and error.args:
-            inner = error.args[0]
-        elif isinstance(error, AMQPConnectionWorkflowFailed) and error.exceptions:
-            inner = error.exceptions[-1]
-        elif isinstance(error, AMQPConnectorPhaseErrorBase):
-            inner = error.exception
-        else:
-            break
-        if not isinstance(inner, BaseException):
-            break
-        error = inner
+    error = root_cause(error)
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return _scrub(f"{type(error).__name__}: {error}", url)

@@ -5,10 +5,7 @@ makes each delivery's first attempt itself (:mod:`workers.attempts`).
 ``retry`` consumes the retries queue: deliveries back from a delay queue after
 a failure or a busy endpoint, many to a message (workers/delaybatch.py), and
 those ``hookline dlq replay`` resends, one to a message. So a
-backlog of retries never holds up fresh deliveries. ``deliver`` consumes the
-deliveries queue, which nothing fills any more: it drains what a version
-before first attempts moved into the fan-out left there, so an upgrade
-strands nothing. The logic lives in :mod:`workers.fanout`,
+backlog of retries never holds up fresh deliveries. The logic lives in :mod:`workers.fanout`,
 :mod:`workers.attempts` and :mod:`workers.retry`; this module wires it to dramatiq.
 """
 
@@ -20,14 +17,15 @@ from typing import Any
 
 import dramatiq
 
-from workers import deadletters, delivery, fanout, heldacks
-from workers.attempts import Attempts
-from workers.broker import DELIVER_ACTOR, FAN_OUT_ACTOR, RETRY_ACTOR, HooklineBroker, RawEvent
+from workers.broker import heldacks
+from workers.broker.rabbitmq import HooklineBroker
+from workers.broker.topology import FAN_OUT_ACTOR, RETRY_ACTOR, RawEvent, Topology
 from workers.middleware.fail_on_error import FailOnError
-from workers.retry import RetryPolicy
+from workers.pipeline import deadletters, delivery, fanout
+from workers.pipeline.attempts import Attempts
+from workers.pipeline.retry_policy import RetryPolicy
 from workers.runtime import Runtime
-from workers.subscriptions import Subscription
-from workers.topology import Topology
+from workers.subscriptions.store import Subscription
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,6 @@ class App:
     broker: HooklineBroker
     runtime: Runtime
     fan_out: dramatiq.Actor[..., Any]
-    deliver: dramatiq.Actor[..., Any]
     retry: dramatiq.Actor[..., Any]
 
 
@@ -48,8 +45,7 @@ def build(runtime: Runtime) -> App:
     attempts = Attempts(runtime, broker, RetryPolicy.from_settings(runtime.settings))
 
     def deliver(**message: Any) -> None:
-        # A batch from a delay queue (workers/delaybatch.py), or one delivery (a replay, or a
-        # message an older version queued).
+        # A batch from a delay queue (workers/broker/delaybatch.py), or one delivery (a replay).
         batch = message.get("deliveries", [message])
         items = [delivery.Delivery.from_message(each) for each in batch]
         heldacks.hold(attempts.run_all(items, runtime.spare_threads))
@@ -69,7 +65,6 @@ def build(runtime: Runtime) -> App:
     def on(queue: str, name: str) -> Any:
         return dramatiq.actor(actor_name=name, queue_name=queue, broker=broker)
 
-    deliver_actor = on(topology.deliveries_queue, DELIVER_ACTOR)(deliver)
     retry_actor = on(topology.retries_queue, RETRY_ACTOR)(deliver)
     fan_out_actor = on(topology.events_queue, FAN_OUT_ACTOR)(fan_out)
-    return App(broker, runtime, fan_out_actor, deliver_actor, retry_actor)
+    return App(broker, runtime, fan_out_actor, retry_actor)

@@ -16,11 +16,12 @@ from typing import TextIO, cast
 import dramatiq
 
 from producer.settings import load
-from workers import heartbeat, logs, metrics, topology
 from workers.actors import build
-from workers.logbatch import BatchedLines
+from workers.broker import rabbitmq
 from workers.middleware.drain_delays import DrainDelays
 from workers.middleware.drain_logs import DrainLogs
+from workers.observability import heartbeat, logs, metrics
+from workers.observability.logbatch import BatchedLines
 from workers.runtime import Runtime
 from workers.settings import Settings
 
@@ -34,7 +35,7 @@ metrics.configure(settings)
 app = build(Runtime(settings))
 broker = app.broker
 dramatiq.set_broker(broker)
-topology.declare(broker, app.runtime.topology)
+rabbitmq.declare(broker)
 app.runtime.start()
 heartbeat.attach(broker)
 broker.add_middleware(DrainDelays(app.runtime.delay_batcher, app.runtime.stopping))

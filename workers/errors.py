@@ -39,6 +39,7 @@ Whether a failure is retried is decided by its type, never by parsing a message.
 from __future__ import annotations
 
 from producer.errors import ConfigurationError as ProducerConfigurationError
+from producer.errors import root_cause
 
 
 class HooklineError(Exception):
@@ -181,3 +182,9 @@ class DelayNotStored(HooklineError):
 
     The message that carried them is rejected, not acked: RabbitMQ keeps it in ``<queue>.XQ``.
     """
+
+
+def describe_cause(exc: BaseException) -> str:
+    """What really went wrong under a library's wrapping, in a few words, for an error message."""
+    cause = root_cause(exc)
+    return str(cause) or type(cause).__name__

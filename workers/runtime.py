@@ -9,13 +9,15 @@ from __future__ import annotations
 import threading
 from functools import cached_property
 
-from workers import db, delaybatch, http
-from workers.cache import SubscriptionCache
-from workers.delaybatch import DelayBatcher
+from workers.broker import delaybatch
+from workers.broker.delaybatch import DelayBatcher
+from workers.broker.topology import Topology
+from workers.outbound import http
+from workers.pipeline.sparethreads import SpareThreads
 from workers.settings import Settings
-from workers.sparethreads import SpareThreads
-from workers.subscriptions import SubscriptionStore
-from workers.topology import Topology
+from workers.subscriptions import db
+from workers.subscriptions.cache import SubscriptionCache
+from workers.subscriptions.store import SubscriptionStore
 
 
 class Runtime:

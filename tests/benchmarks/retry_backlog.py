@@ -41,7 +41,7 @@ from support.receiver import Received, Receiver, receiver
 from support.topology import delete_topology
 
 from producer import Event, ProducerSettings, Publisher
-from workers.topology import Topology
+from workers.broker.topology import Topology
 
 AMQP_URL = os.environ.get("HOOKLINE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 TIMING_SCHEDULE = (2.0, 5.0, 10.0)

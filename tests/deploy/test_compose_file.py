@@ -80,9 +80,7 @@ def test_setup_runs_once_when_broker_and_database_are_healthy(services: dict[str
         assert services[name]["healthcheck"]["test"]
 
 
-@pytest.mark.parametrize(
-    ("name", "queues"), [("fan-out", ["events"]), ("delivery", ["deliveries", "retries"])]
-)
+@pytest.mark.parametrize(("name", "queues"), [("fan-out", ["events"]), ("delivery", ["retries"])])
 def test_workers_start_after_setup_and_consume_their_own_queues(
     services: dict[str, Any], name: str, queues: list[str]
 ) -> None:

@@ -42,7 +42,7 @@ CRD_SCHEMAS = {
 # Ranges no subscriber legitimately lives in, which the egress rule to the internet must leave out.
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
 
-QUEUES_OF = {"fan-out": ["events"], "delivery": ["deliveries", "retries"]}
+QUEUES_OF = {"fan-out": ["events"], "delivery": ["retries"]}
 
 
 def crd_validator(api_version: str, kind: str) -> jsonschema.Draft202012Validator:

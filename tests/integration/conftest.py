@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from support.processes import Worker
 from support.receiver import Receiver, receiver
 
-from workers import db
+from workers.subscriptions import db
 
 
 @pytest.fixture

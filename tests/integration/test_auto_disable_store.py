@@ -18,10 +18,10 @@ from sqlalchemy.engine import Engine
 
 from producer.errors import ConfigurationError
 from producer.settings import load
-from workers import db
-from workers.cache import SubscriptionCache
 from workers.settings import Settings
-from workers.subscriptions import Subscription, SubscriptionStore
+from workers.subscriptions import db
+from workers.subscriptions.cache import SubscriptionCache
+from workers.subscriptions.store import Subscription, SubscriptionStore
 
 pytestmark = pytest.mark.integration
 

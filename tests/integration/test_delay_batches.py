@@ -18,11 +18,10 @@ from support.publishing import publish
 from support.receiver import Receiver
 
 from producer.event import Event
-from workers.broker import RETRY_ACTOR
-from workers.delaybatch import DelayBatcher, connector
-from workers.delivery import Delivery, webhook_payload
+from workers.broker.delaybatch import DelayBatcher, connector
+from workers.broker.topology import RETRY_ACTOR, Topology
 from workers.errors import DelayNotStored
-from workers.topology import Topology
+from workers.pipeline.delivery import Delivery, webhook_payload
 
 pytestmark = pytest.mark.integration
 

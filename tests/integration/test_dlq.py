@@ -13,16 +13,15 @@ import pytest
 from click.testing import CliRunner, Result
 from support.processes import messages, run_hookline, run_json, wait_until
 
-from workers import dlq
-from workers.broker import RETRY_ACTOR
+from workers.broker.topology import RETRY_ACTOR, Topology
 from workers.cli import cli
-from workers.db import create_engine
-from workers.deadletters import DeadLetter
-from workers.delivery import Delivery
 from workers.errors import DeadLetterError
+from workers.ops import dlq
+from workers.pipeline.deadletters import DeadLetter
+from workers.pipeline.delivery import Delivery
 from workers.settings import Settings
-from workers.subscriptions import SubscriptionStore
-from workers.topology import Topology
+from workers.subscriptions.db import create_engine
+from workers.subscriptions.store import SubscriptionStore
 
 pytestmark = pytest.mark.integration
 

@@ -75,7 +75,7 @@ def test_a_worker_serves_metrics_of_all_its_processes_that_promtool_accepts(
 def test_queue_depths_and_dead_letters_come_from_the_broker(
     metrics_env: dict[str, str], workers: list[Worker], tmp_path: Path
 ) -> None:
-    start(metrics_env, workers, tmp_path, "--queues", "deliveries", "--queues", "retries")
+    start(metrics_env, workers, tmp_path, "--queues", "retries")
     publish(metrics_env, count=7)  # nobody consumes events: they wait
     connection = pika.BlockingConnection(pika.URLParameters(metrics_env["HOOKLINE_AMQP_URL"]))
     dead_letters = f"{metrics_env['HOOKLINE_QUEUE_PREFIX']}.deliveries.dead"
@@ -91,7 +91,7 @@ def test_queue_depths_and_dead_letters_come_from_the_broker(
     current = page()
     assert value(current, "hookline_queue_messages", queue="dead_letters") == 1
     assert value(current, "hookline_queue_consumers", queue="events") == 0
-    assert value(current, "hookline_queue_consumers", queue="deliveries") == 1
+    assert value(current, "hookline_queue_consumers", queue="retries") == 1
     assert value(current, "hookline_subscriptions", state="healthy") == 0
 
 

@@ -12,9 +12,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from workers import db
 from workers.errors import DatabaseNotMigrated, StoreError
-from workers.subscriptions import SubscriptionStore, metadata, subscriptions_table
+from workers.subscriptions import db
+from workers.subscriptions.store import SubscriptionStore, metadata, subscriptions_table
 
 pytestmark = pytest.mark.integration
 

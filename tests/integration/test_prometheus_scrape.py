@@ -64,7 +64,7 @@ def test_prometheus_scrapes_the_worker_and_stores_its_series(
         eventually(url, 'hookline_worker_processes{state="consuming"}', 2, "both processes consuming")
         eventually(url, "hookline_broker_up", 1, "the broker answers")
         eventually(url, 'hookline_subscriptions{state="healthy"}', 1, "one healthy subscription")
-        eventually(url, 'hookline_queue_consumers{queue="deliveries"}', 2, "consumers of deliveries")
+        eventually(url, 'hookline_queue_consumers{queue="retries"}', 2, "consumers of retries")
 
         published = set(publish(scraped_worker, "order.created", count=EVENTS))
         wait_until(

@@ -14,7 +14,7 @@ import pytest
 from standardwebhooks import Webhook
 from support.processes import HOOKLINE, wait_until
 
-from workers.signing import generate_secret
+from workers.outbound.signing import generate_secret
 
 SECRET = generate_secret()
 

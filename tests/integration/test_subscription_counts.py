@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.engine import Engine
 
-from workers.subscriptions import STATES, SubscriptionStore
+from workers.subscriptions.store import STATES, SubscriptionStore
 
 pytestmark = pytest.mark.integration
 

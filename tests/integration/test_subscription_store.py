@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from workers import db
 from workers.errors import InvalidSubscription, StoreError, SubscriptionNotFound
-from workers.signing import generate_secret, secret_key
-from workers.subscriptions import Subscription, SubscriptionStore
+from workers.outbound.signing import generate_secret, secret_key
+from workers.subscriptions import db
+from workers.subscriptions.store import Subscription, SubscriptionStore
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
-from workers import db
 from workers.cli import cli, main
 from workers.errors import DatabaseNotMigrated, InvalidSubscription, SubscriptionNotFound
-from workers.signing import generate_secret
-from workers.subscriptions import MASKED_SECRET, Subscription, SubscriptionStore
+from workers.outbound.signing import generate_secret
+from workers.subscriptions import db
+from workers.subscriptions.store import MASKED_SECRET, Subscription, SubscriptionStore
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from workers import exporter, heartbeat, metrics
+from workers.observability import heartbeat, metrics
+from workers.ops import exporter
 from workers.settings import Settings
 
 _TOKEN = re.compile(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pika
 
-from workers.topology import Topology
+from workers.broker.topology import Topology
 
 
 def delete_topology(amqp_url: str, exchange: str, prefix: str) -> None:

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pika
 import pytest
 
-from workers.deadletters import DeadLetter
-from workers.delivery import Delivery
-from workers.dlq import NO_ID, Entry, Selection
+from workers.ops.dlq import NO_ID, Entry, Selection
+from workers.pipeline.deadletters import DeadLetter
+from workers.pipeline.delivery import Delivery
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from workers.broker import RawEvent
-from workers.delivery import Delivery
-from workers.fanout import fan_out
+from workers.broker.topology import RawEvent
+from workers.pipeline.delivery import Delivery
+from workers.pipeline.fanout import fan_out
 
 
 @dataclass

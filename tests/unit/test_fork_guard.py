@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from workers.metrics_server import ForkGuard
+from workers.ops.server import ForkGuard
 
 
 def fork_and_wait(guard: ForkGuard) -> float:

@@ -13,8 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from workers import exporter, heartbeat
-from workers.exporter import STALE_AFTER_SECONDS, STARTUP_GRACE_SECONDS, Supervision, assess
+from workers.observability import heartbeat
+from workers.ops import exporter
+from workers.ops.exporter import STALE_AFTER_SECONDS, STARTUP_GRACE_SECONDS, Supervision, assess
 
 
 def write_beat(directory: Path, pid: int, state: str, age: float = 0.0) -> None:

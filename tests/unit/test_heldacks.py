@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from workers import heldacks
+from workers.broker import heldacks
 
 
 def futures(count: int) -> list[Future[None]]:

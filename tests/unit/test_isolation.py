@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from workers import isolation
 from workers.errors import ClientErrorStatus, DeliveryTimeout, RetryableHttpStatus
-from workers.isolation import (
+from workers.outbound import isolation
+from workers.outbound.isolation import (
     BUSY,
     CLOSED,
     FIRST_ANSWER_WAIT,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.logbatch import CHUNK_BYTES, BatchedLines, chunks
+from workers.observability.logbatch import CHUNK_BYTES, BatchedLines, chunks
 
 
 def test_lines_are_cut_only_after_newlines_and_never_over_pipe_buf() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from producer.settings import load
-from workers import metrics
+from workers.observability import metrics
 from workers.settings import Settings
 
 SUBSCRIPTION = "sub_abcdefghijklmnopqrst"

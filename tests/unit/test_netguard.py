@@ -15,11 +15,11 @@ from pytest_httpserver import HTTPServer
 from support.settings import one_line_error
 
 from producer.settings import load
-from workers import http
 from workers.errors import BlockedAddress, DnsFailure, PermanentDeliveryFailure
-from workers.http import DeliveryClient
-from workers.netguard import AddressPolicy, GuardedBackend, address_class
-from workers.retry import GiveUp, RetryPolicy
+from workers.outbound import http
+from workers.outbound.http import DeliveryClient
+from workers.outbound.netguard import AddressPolicy, GuardedBackend, address_class
+from workers.pipeline.retry_policy import GiveUp, RetryPolicy
 from workers.settings import Settings
 
 LOOPBACK_ONLY = (ip_network("127.0.0.1/32"),)

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from workers.errors import InvalidSubscription
-from workers.patterns import PatternIndex, matches, validate_pattern
+from workers.subscriptions.patterns import PatternIndex, matches, validate_pattern
 
 
 def amqp_topic_match(pattern: str, event_type: str) -> bool:

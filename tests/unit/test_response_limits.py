@@ -12,9 +12,9 @@ from support.settings import one_line_error
 from werkzeug import Request, Response
 
 from producer.settings import load
-from workers import http
 from workers.errors import DeliveryTimeout
-from workers.http import DeliveryClient
+from workers.outbound import http
+from workers.outbound.http import DeliveryClient
 from workers.settings import Settings
 
 

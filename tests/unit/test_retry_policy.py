@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from workers.delays import is_due, next_hop
-from workers.delivery import parse_retry_after
 from workers.durations import format_duration, parse_duration
 from workers.errors import (
     CircuitOpen,
@@ -15,7 +13,9 @@ from workers.errors import (
     EndpointGone,
     RetryableHttpStatus,
 )
-from workers.retry import GiveUp, RetryAt, RetryPolicy
+from workers.outbound.webhook import parse_retry_after
+from workers.pipeline.retry_policy import GiveUp, RetryAt, RetryPolicy
+from workers.pipeline.waiting import is_due, next_hop
 from workers.settings import DEFAULT_RETRY_SCHEDULE, Settings
 
 NOW = 1_800_000_000.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.scrape import parse
+from workers.ops.scrape import parse
 
 PAGE = """# TYPE hookline_deliveries_total counter
 hookline_deliveries_total{{outcome="delivered"}} {delivered}

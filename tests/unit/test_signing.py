@@ -9,7 +9,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from workers.errors import InvalidSubscription
-from workers.signing import generate_secret, secret_key, sign
+from workers.outbound.signing import generate_secret, secret_key, sign
 
 
 def _headers(webhook_id: str, timestamp: int, signature: str) -> dict[str, str]:

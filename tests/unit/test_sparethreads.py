@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from workers.sparethreads import SpareThreads
+from workers.pipeline.sparethreads import SpareThreads
 
 
 def test_work_is_offered_to_an_idle_spare_thread() -> None:

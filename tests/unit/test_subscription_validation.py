@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from workers.errors import InvalidSubscription
-from workers.signing import generate_secret
-from workers.subscriptions import (
+from workers.outbound.signing import generate_secret
+from workers.subscriptions.store import (
     MASKED_SECRET,
     Subscription,
     new_subscription_id,

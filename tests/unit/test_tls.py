@@ -23,8 +23,8 @@ from support.settings import one_line_error
 
 from producer.errors import ConfigurationError
 from producer.settings import load
-from workers import http
 from workers.errors import RetryableDeliveryFailure, TlsFailure
+from workers.outbound import http
 from workers.settings import Settings
 
 HOST = "hooks.test"

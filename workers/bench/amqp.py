@@ -11,7 +11,8 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from producer.settings import redacted_url
 from workers.bench.errors import BenchError
-from workers.topology import Topology, innermost
+from workers.broker.topology import Topology
+from workers.errors import describe_cause
 
 CONNECT_TIMEOUT = 5.0
 
@@ -25,7 +26,7 @@ def channel(amqp_url: str) -> Iterator[BlockingChannel]:
         parameters.blocked_connection_timeout = 30.0
         connection = pika.BlockingConnection(parameters)
     except (pika.exceptions.AMQPError, OSError, ValueError) as exc:
-        reason = innermost(exc).splitlines()[0]
+        reason = describe_cause(exc).splitlines()[0]
         raise BenchError(f"RabbitMQ is not reachable at {redacted_url(amqp_url)} ({reason})") from None
     try:
         yield connection.channel()

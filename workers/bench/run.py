@@ -30,16 +30,16 @@ from types import FrameType
 from typing import Any
 
 from producer.settings import ProducerSettings, load, redacted_url
-from workers import db
 from workers.bench import amqp, report
 from workers.bench import load as loading
 from workers.bench.errors import BenchError
 from workers.bench.processes import BaselineLoops, Receiver, Workers, hookline_command
 from workers.bench.progress import Progress
 from workers.bench.sampler import ProcessSampler, Usage
+from workers.broker.topology import Topology
 from workers.settings import Settings
-from workers.subscriptions import SubscriptionStore
-from workers.topology import Topology
+from workers.subscriptions import db
+from workers.subscriptions.store import SubscriptionStore
 
 POLL = 0.1  # seconds between looks at the receiver's count while waiting for deliveries
 
@@ -154,7 +154,7 @@ def _hookline_started(
         progress.note(f"starting {options.processes} worker process(es) x {options.threads} threads")
         workers = Workers(env, workdir / "worker.log", options.processes, options.threads)
         stack.callback(workers.stop)
-        workers.wait_consuming(options.amqp_url, [topology.events_queue, topology.deliveries_queue])
+        workers.wait_consuming(options.amqp_url, [topology.events_queue, topology.retries_queue])
         producer = ProducerSettings(amqp_url=options.amqp_url, exchange=names.prefix)
         parked = _parked(options.amqp_url, topology)
         with ProcessSampler(workers.processes) as sampler:

@@ -17,14 +17,15 @@ from typing import Any
 import click
 
 from producer.settings import load
-from workers import dlq as operations
-from workers import topology
+from workers.broker import rabbitmq
+from workers.broker.topology import Topology
 from workers.cli.output import json_option, print_json, print_record, print_table
-from workers.db import create_engine, ensure_migrated
-from workers.dlq import Entry, PurgeReport, ReplayReport, Selection
 from workers.durations import parse_duration
+from workers.ops import dlq as operations
+from workers.ops.dlq import Entry, PurgeReport, ReplayReport, Selection
 from workers.settings import Settings
-from workers.subscriptions import SubscriptionStore
+from workers.subscriptions.db import create_engine, ensure_migrated
+from workers.subscriptions.store import SubscriptionStore
 
 LIST_COLUMNS = (
     "id",
@@ -164,7 +165,7 @@ def _confirm_purge(settings: Settings, selection: Selection) -> None:
         selected = operations.count(settings, selection, on_progress=progress)
     if selected == 0:
         return  # nothing to lose: the purge reports what it did not find
-    queue = topology.Topology.from_settings(settings).dead_letters_queue
+    queue = Topology.from_settings(settings).dead_letters_queue
     # On stderr, like the progress bar: stdout carries only the result (--json included).
     if not click.confirm(f"Remove {_letters(selected)} from {queue} for good?", err=True):
         click.echo("Nothing removed.", err=True)
@@ -219,7 +220,7 @@ def _seconds(duration: str) -> float:
 
 def _settings() -> Settings:
     settings = load(Settings)
-    topology.ensure(settings)  # the dead-letters and retries queues exist from here on
+    rabbitmq.ensure(settings)  # the dead-letters and retries queues exist from here on
     return settings
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from workers.receiver import serve
+from workers.ops.receiver import serve
 
 
 @click.command()

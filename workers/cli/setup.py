@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from producer.settings import load, redacted_url
-from workers import db, topology
+from workers.broker import rabbitmq
+from workers.broker.topology import DELAY_TIERS
 from workers.cli.output import json_option, print_json
 from workers.settings import Settings
-from workers.topology import DELAY_TIERS
+from workers.subscriptions import db
 
 
 @click.command()
@@ -20,14 +21,13 @@ def setup(as_json: bool) -> None:
     """
     settings = load(Settings)
     applied = db.migrate(settings.database_url)
-    declared = topology.ensure(settings)
+    declared = rabbitmq.ensure(settings)
     result = {
         "database": redacted_url(settings.database_url),
         "migrations_applied": applied,
         "exchange": declared.exchange,
         "queues": [
             declared.events_queue,
-            declared.deliveries_queue,
             declared.retries_queue,
             declared.invalid_events_queue,
             declared.dead_letters_queue,

@@ -16,13 +16,14 @@ from typing import Any
 import click
 
 from producer.settings import load, redacted_url
-from workers import db, scrape
+from workers.broker.topology import Topology
 from workers.cli.output import json_option, print_json, print_table
 from workers.errors import HooklineError
-from workers.queue_stats import ROLES, QueueReader
+from workers.ops import scrape
+from workers.ops.queue_stats import ROLES, QueueReader
 from workers.settings import Settings
-from workers.subscriptions import SubscriptionStore
-from workers.topology import Topology
+from workers.subscriptions import db
+from workers.subscriptions.store import SubscriptionStore
 
 
 @click.command()

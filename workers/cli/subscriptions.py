@@ -15,9 +15,9 @@ import click
 
 from producer.settings import load
 from workers.cli.output import json_option, print_json, print_record, print_table
-from workers.db import create_engine, ensure_migrated
 from workers.settings import Settings
-from workers.subscriptions import Subscription, SubscriptionStore
+from workers.subscriptions.db import create_engine, ensure_migrated
+from workers.subscriptions.store import Subscription, SubscriptionStore
 
 LIST_COLUMNS = ("id", "url", "events", "enabled", "description")
 SAVE_IT_NOW = (

@@ -15,10 +15,13 @@ import sys
 import click
 
 from producer.settings import load
-from workers import db, logs, metrics_server, topology
+from workers.broker import rabbitmq
+from workers.observability import logs
+from workers.ops import server as metrics_server
 from workers.settings import Settings
+from workers.subscriptions import db
 
-QUEUES = ("events", "deliveries", "retries")
+QUEUES = ("events", "retries")
 
 
 def default_processes() -> int:
@@ -49,7 +52,7 @@ def default_processes() -> int:
     "queues",
     type=click.Choice(QUEUES),
     multiple=True,
-    help="Consume only these queues (repeatable); default both.",
+    help="Consume only these queues (repeatable); default all of them.",
 )
 @click.option(
     "--shutdown-timeout",
@@ -66,15 +69,11 @@ def worker(processes: int, threads: int, queues: tuple[str, ...], shutdown_timeo
     """
     settings = load(Settings)
     db.ensure_migrated(db.create_engine(settings.database_url))
-    declared = topology.ensure(settings)
+    declared = rabbitmq.ensure(settings)
     # Children log through a pipe, never a terminal: decide the format here.
     os.environ["HOOKLINE_LOG_FORMAT"] = logs.resolve_format(settings, sys.stderr)
     logs.configure(load(Settings))
-    names = {
-        "events": declared.events_queue,
-        "deliveries": declared.deliveries_queue,
-        "retries": declared.retries_queue,
-    }
+    names = {"events": declared.events_queue, "retries": declared.retries_queue}
     selected = [names[queue] for queue in (queues or QUEUES)]
     with metrics_server.serving(settings, processes=processes):
         code = _run_dramatiq(processes, threads, selected, shutdown_timeout)

@@ -19,8 +19,8 @@ from typing import Any
 from dramatiq.broker import Broker
 from dramatiq.middleware import Middleware
 
-from workers.delaybatch import DelayBatcher
-from workers.logs import get_logger
+from workers.broker.delaybatch import DelayBatcher
+from workers.observability.logs import get_logger
 
 log = get_logger(component="worker")
 DRAIN_SECONDS = 30.0

@@ -7,7 +7,7 @@ from typing import Any
 from dramatiq.broker import Broker
 from dramatiq.middleware import Middleware
 
-from workers.logbatch import BatchedLines
+from workers.observability.logbatch import BatchedLines
 
 
 class DrainLogs(Middleware):

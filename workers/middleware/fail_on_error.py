@@ -4,6 +4,10 @@ hookline runs without dramatiq's Retries middleware (its delays wait in worker
 memory; see the README). Without it, dramatiq *acks* a message whose actor
 raised, which would lose it. This middleware marks it failed, so dramatiq
 nacks it and RabbitMQ dead-letters it to ``<queue>.XQ``.
+
+Every rejection is counted once, in ``after_nack``: dramatiq's worker emits it
+for the messages it nacks, and the held-ack consumer for those it rejects once
+a delay batch failed (see :mod:`workers.broker.rabbitmq`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.middleware import Middleware
 
-from workers import metrics
+from workers.observability import metrics
 
 
 class FailOnError(Middleware):
@@ -27,4 +31,6 @@ class FailOnError(Middleware):
     ) -> None:
         if exception is not None:
             message.fail()
-            metrics.dead_lettered("crashed")
+
+    def after_nack(self, broker: Broker, message: MessageProxy) -> None:  # noqa: ARG002 - dramatiq's hook
+        metrics.dead_lettered("crashed")

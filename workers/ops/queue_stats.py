@@ -3,7 +3,7 @@
 A passive ``queue.declare`` creates nothing and answers with the queue's ready
 message count and its consumer count. Queues are reported by their role, not
 their name, so dashboards and alerts work whatever ``HOOKLINE_QUEUE_PREFIX``
-is; the 17 delay queues add up to ``delayed`` and dramatiq's three ``.XQ``
+is; the 17 delay queues add up to ``delayed`` and dramatiq's two ``.XQ``
 queues to ``crashed``. Messages a consumer holds unacked are not counted.
 """
 
@@ -17,13 +17,13 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from producer.settings import redacted_url
-from workers.errors import HooklineError
-from workers.topology import Topology, innermost
+from workers.broker.topology import Topology
+from workers.errors import HooklineError, describe_cause
 
 # role -> what it holds; the README's metrics table lists the same.
-ROLES = ("events", "deliveries", "retries", "delayed", "dead_letters", "invalid_events", "crashed")
+ROLES = ("events", "retries", "delayed", "dead_letters", "invalid_events", "crashed")
 # Roles whose queues have consumers: a zero there means no worker takes that work.
-CONSUMED = ("events", "deliveries", "retries")
+CONSUMED = ("events", "retries")
 TIMEOUT_SECONDS = 3.0
 
 
@@ -41,12 +41,11 @@ class QueueStats:
 def queues_by_role(topology: Topology) -> dict[str, list[str]]:
     return {
         "events": [topology.events_queue],
-        "deliveries": [topology.deliveries_queue],
         "retries": [topology.retries_queue],
         "delayed": list(topology.delay_queues.values()),
         "dead_letters": [topology.dead_letters_queue],
         "invalid_events": [topology.invalid_events_queue],
-        "crashed": [f"{queue}.XQ" for queue in topology.actor_queues],
+        "crashed": [topology.crashed_queue(queue) for queue in topology.actor_queues],
     }
 
 
@@ -80,7 +79,9 @@ class QueueReader:
                 return self._read()
             except (pika.exceptions.AMQPError, OSError) as exc:
                 self._drop()
-                raise BrokerUnreachable(f"cannot read queues on {self._where}: {innermost(exc)}") from exc
+                raise BrokerUnreachable(
+                    f"cannot read queues on {self._where}: {describe_cause(exc)}"
+                ) from exc
 
     def close(self) -> None:
         with self._lock:

@@ -14,8 +14,6 @@ from support.receiver import silent_server
 from werkzeug import Request, Response
 
 from producer.event import Event
-from workers import http
-from workers.delivery import Delivery, attempt, webhook_payload
 from workers.errors import (
     ConnectFailure,
     DeliveryTimeout,
@@ -26,9 +24,12 @@ from workers.errors import (
     RetryableDeliveryFailure,
     RetryableHttpStatus,
 )
-from workers.http import DeliveryClient
+from workers.outbound import http
+from workers.outbound.http import DeliveryClient
+from workers.outbound.signing import generate_secret, secret_key
+from workers.outbound.webhook import send
+from workers.pipeline.delivery import Delivery, webhook_payload
 from workers.settings import Settings
-from workers.signing import generate_secret, secret_key
 
 SECRET = generate_secret()
 
@@ -48,7 +49,7 @@ def delivery() -> Delivery:
 
 
 def _attempt(client: DeliveryClient, url: str, delivery: Delivery, timeout: float = 1.0) -> http.Response:
-    return attempt(client, url, [secret_key(SECRET)], delivery, timeout=timeout)
+    return send(client, url, [secret_key(SECRET)], delivery.event_id, delivery.payload, timeout=timeout)
 
 
 def test_a_delivery_is_a_signed_post_of_type_timestamp_and_data(

@@ -29,12 +29,17 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from producer.settings import redacted_url
-from workers.broker import RETRY_ACTOR
-from workers.deadletters import CAUSE_HEADER, REASON_HEADER, SUBSCRIPTION_HEADER, DeadLetter
-from workers.errors import DeadLetterError, DeadLetterNotFound, ReplayRefused, SubscriptionNotFound
+from workers.broker.topology import RETRY_ACTOR, Topology
+from workers.errors import (
+    DeadLetterError,
+    DeadLetterNotFound,
+    ReplayRefused,
+    SubscriptionNotFound,
+    describe_cause,
+)
+from workers.pipeline.deadletters import CAUSE_HEADER, REASON_HEADER, SUBSCRIPTION_HEADER, DeadLetter
 from workers.settings import Settings
-from workers.subscriptions import SubscriptionStore
-from workers.topology import Topology, innermost
+from workers.subscriptions.store import SubscriptionStore
 
 # on_progress(done, total): messages read so far, and how many the queue held at the start.
 Progress = Callable[[int, int], None]
@@ -331,11 +336,11 @@ def _channel(settings: Settings) -> Iterator[BlockingChannel]:
     try:
         connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
     except pika.exceptions.AMQPError as exc:
-        raise DeadLetterError(f"cannot connect to {where}: {innermost(exc)}") from exc
+        raise DeadLetterError(f"cannot connect to {where}: {describe_cause(exc)}") from exc
     try:
         yield connection.channel()
     except pika.exceptions.AMQPError as exc:
-        raise DeadLetterError(f"dead-letters queue on {where}: {innermost(exc)}") from exc
+        raise DeadLetterError(f"dead-letters queue on {where}: {describe_cause(exc)}") from exc
     finally:
         with contextlib.suppress(pika.exceptions.AMQPError):
             # A broken connection is already closed; the broker requeues either way.

@@ -17,9 +17,9 @@ import threading
 from dataclasses import dataclass, field
 
 from workers.errors import SubscriptionNotFound
-from workers.logs import get_logger
-from workers.patterns import PatternIndex
-from workers.subscriptions import Subscription, SubscriptionStore
+from workers.observability.logs import get_logger
+from workers.subscriptions.patterns import PatternIndex
+from workers.subscriptions.store import Subscription, SubscriptionStore
 
 log = get_logger(component="subscription_cache")
 

@@ -22,8 +22,9 @@ from typing import Any
 
 import pika
 
-from workers.broker import HooklineBroker, RawEvent
-from workers.delivery import Delivery
+from workers.broker.rabbitmq import HooklineBroker
+from workers.broker.topology import RawEvent
+from workers.pipeline.delivery import Delivery
 
 REASON_HEADER = "x-hookline-reason"
 ROUTING_KEY_HEADER = "x-hookline-routing-key"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from workers.db import create_engine
+from workers.subscriptions.db import create_engine
 
 
 def run_offline() -> None:

@@ -32,10 +32,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from workers.db import UTCDateTime, describe_error
 from workers.errors import InvalidSubscription, StoreError, SubscriptionNotFound
-from workers.patterns import validate_pattern
-from workers.signing import generate_secret, secret_key
+from workers.outbound.signing import generate_secret, secret_key
+from workers.subscriptions.db import UTCDateTime, describe_error
+from workers.subscriptions.patterns import validate_pattern
 
 ID_PREFIX = "sub_"
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # lowercase base32

@@ -28,12 +28,13 @@ from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from workers import db, heartbeat
+from workers.broker.topology import Topology
 from workers.errors import HooklineError
-from workers.queue_stats import QueueReader, QueueStats
+from workers.observability import heartbeat
+from workers.ops.queue_stats import QueueReader, QueueStats
 from workers.settings import Settings
-from workers.subscriptions import SubscriptionStore
-from workers.topology import Topology
+from workers.subscriptions import db
+from workers.subscriptions.store import SubscriptionStore
 
 CACHE_SECONDS = 5.0
 STALE_AFTER_SECONDS = 30.0  # fifteen missed heartbeats

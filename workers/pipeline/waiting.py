@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 
-from workers.delaybatch import DelayBatcher
-from workers.delivery import Delivery
-from workers.topology import DELAY_TIERS, Topology
+from workers.broker.delaybatch import DelayBatcher
+from workers.broker.topology import DELAY_TIERS, Topology
+from workers.pipeline.delivery import Delivery
 
 # Less than this left counts as due: a hop could only make it later.
 DUE_SLACK_SECONDS = 0.05

@@ -1,4 +1,4 @@
-"""The dramatiq broker: RabbitMQ, publisher confirms, and raw events on the events queue.
+"""The dramatiq broker on RabbitMQ: confirms, raw events off the events queue, declaring the topology.
 
 Publishers follow a plain JSON contract and know nothing of dramatiq, so the
 events queue holds bare events, not dramatiq messages. Rather than teach the
@@ -8,13 +8,15 @@ consumer of that one queue wraps every body, whatever it holds, into a
 Every other queue holds dramatiq's own messages and is consumed unchanged.
 
 This subclasses dramatiq's private RabbitMQ consumer; pyproject pins dramatiq
-to 2.x for that reason.
+to 2.x for that reason. Dramatiq declares its own ``.DQ``/``.XQ`` companions
+with fixed arguments; the actor queues are declared through the dramatiq
+broker so the arguments always match (a mismatch is a PRECONDITION_FAILED
+channel error).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -25,32 +27,15 @@ from dramatiq.common import q_name, xq_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware
 
-from workers import heldacks, metrics
-from workers.logs import get_logger
-
-if TYPE_CHECKING:
-    from workers.topology import Topology
-
-FAN_OUT_ACTOR = "fan_out"
-DELIVER_ACTOR = "deliver"
-# Same work as deliver, on its own queue: retries never hold up first attempts.
-RETRY_ACTOR = "retry"
+from producer.settings import redacted_url
+from workers.broker import heldacks
+from workers.broker.topology import ALL_EVENTS, FAN_OUT_ACTOR, RawEvent, Topology
+from workers.errors import TopologyError, describe_cause
+from workers.observability.logs import get_logger
+from workers.settings import Settings
 
 log = get_logger(component="consumer")
 HELD_ACK_HEADROOM = 48
-
-
-@dataclass(frozen=True, slots=True)
-class RawEvent:
-    """A message as it came off the events queue, before validation."""
-
-    body: bytes
-    routing_key: str
-    redelivered: bool
-
-    def __repr__(self) -> str:
-        # dramatiq logs messages with repr(args); keep bodies out of log lines.
-        return f"RawEvent(routing_key={self.routing_key!r}, bytes={len(self.body)})"
 
 
 class HooklineBroker(RabbitmqBroker):
@@ -112,8 +97,9 @@ class _HeldAckConsumer(_RabbitmqConsumer):
                 super().ack(message)  # type: ignore[no-untyped-call] # as above
                 return
             log.error("message_rejected", message_id=message.message_id, error=str(error))
-            metrics.dead_lettered("crashed")
             super().nack(message)  # type: ignore[no-untyped-call] # as above
+            # As dramatiq's worker does after its own nacks: middleware counts the rejection.
+            self.broker.emit_after("nack", message)
         except ConnectionClosed as exc:
             # RabbitMQ redelivers the message: what it handed on may be handed on twice, never lost.
             log.warning("held_ack_lost", message_id=message.message_id, error=str(exc))
@@ -138,3 +124,37 @@ class _EventsConsumer(_HeldAckConsumer):
         )
         self.known_tags.add(method.delivery_tag)
         return _RabbitmqMessage(method.redelivered, method.delivery_tag, message)  # type: ignore[no-untyped-call] # private, unannotated
+
+
+def declare(broker: HooklineBroker) -> None:
+    """Declare exchange, queues and the binding; safe to run any number of times."""
+    topology = broker.topology
+    for queue in topology.actor_queues:
+        broker.declare_queue(queue, ensure=True)
+    channel = broker.channel
+    channel.exchange_declare(topology.exchange, exchange_type="topic", durable=True)
+    channel.queue_declare(topology.invalid_events_queue, durable=True)
+    channel.queue_declare(topology.dead_letters_queue, durable=True)
+    for seconds, queue in topology.delay_queues.items():
+        arguments = {
+            "x-message-ttl": seconds * 1000,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": topology.retries_queue,
+        }
+        channel.queue_declare(queue, durable=True, arguments=arguments)
+    channel.queue_bind(topology.events_queue, topology.exchange, routing_key=ALL_EVENTS)
+
+
+def ensure(settings: Settings) -> Topology:
+    """Connect, declare everything, disconnect; TopologyError says why if it cannot."""
+    topology = Topology.from_settings(settings)
+    broker = HooklineBroker(topology=topology, url=settings.amqp_url, middleware=[])
+    try:
+        declare(broker)
+    except (ConnectionClosed, pika.exceptions.AMQPError) as exc:
+        reason = describe_cause(exc)
+        where = redacted_url(settings.amqp_url)
+        raise TopologyError(f"cannot declare exchange and queues on {where}: {reason}") from exc
+    finally:
+        broker.close()
+    return topology

@@ -25,16 +25,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from producer.event import unix_time
-from workers import deadletters, delays, delivery, isolation, metrics
-from workers.broker import HooklineBroker
+from workers.broker.rabbitmq import HooklineBroker
 from workers.errors import BlockedAddress, CircuitOpen, DeliveryFailed
-from workers.health import SubscriptionHealth
-from workers.logs import get_logger
-from workers.retry import GiveUp, RetryPolicy
+from workers.observability import metrics
+from workers.observability.logs import get_logger
+from workers.outbound import isolation, webhook
+from workers.outbound.signing import secret_key
+from workers.pipeline import deadletters, delivery
+from workers.pipeline import waiting as delays
+from workers.pipeline.retry_policy import GiveUp, RetryPolicy
+from workers.pipeline.sparethreads import SpareThreads
 from workers.runtime import Runtime
-from workers.signing import secret_key
-from workers.sparethreads import SpareThreads
-from workers.subscriptions import Subscription
+from workers.subscriptions.autodisable import SubscriptionHealth
+from workers.subscriptions.store import Subscription
 
 log = get_logger(component="deliver")
 
@@ -168,11 +171,12 @@ class Attempts:
         failure: DeliveryFailed | None = None
         try:
             with metrics.in_flight():
-                response = delivery.attempt(
+                response = webhook.send(
                     self.runtime.http_client,
                     subscription.url,
                     keys,
-                    item,
+                    item.event_id,
+                    item.payload,
                     timeout=self.runtime.settings.http_timeout,
                 )
         except DeliveryFailed as exc:

@@ -24,7 +24,7 @@ _COLUMNS = ("failing_since", "disabled_reason", "disabled_at")
 
 
 def upgrade() -> None:
-    # Spelled out, not imported from workers.subscriptions: see 0001.
+    # Spelled out, not imported from workers.subscriptions.store: see 0001.
     timestamp = sa.DateTime(timezone=True)
     op.add_column("subscriptions", sa.Column("failing_since", timestamp, nullable=True))
     op.add_column("subscriptions", sa.Column("disabled_reason", sa.Text(), nullable=True))

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from workers.signing import secret_key, sign
+from workers.outbound.signing import secret_key, sign
 
 # Receivers should refuse timestamps far from their clock (Standard Webhooks: 5 minutes).
 TOLERANCE_SECONDS = 300

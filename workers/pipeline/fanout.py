@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 
 from producer.errors import InvalidEvent
 from producer.event import Event
-from workers import metrics
-from workers.broker import RawEvent
-from workers.cache import SubscriptionCache
-from workers.delivery import Delivery, webhook_payload
-from workers.logs import get_logger
-from workers.subscriptions import Subscription
+from workers.broker.topology import RawEvent
+from workers.observability import metrics
+from workers.observability.logs import get_logger
+from workers.pipeline.delivery import Delivery, webhook_payload
+from workers.subscriptions.cache import SubscriptionCache
+from workers.subscriptions.store import Subscription
 
 log = get_logger(component="fan_out")
 

@@ -18,7 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Column types are spelled out rather than imported from workers.subscriptions:
+    # Column types are spelled out rather than imported from workers.subscriptions.store:
     # a migration must keep creating the schema of its day when the code moves on.
     timestamp = sa.DateTime(timezone=True)
     op.create_table(

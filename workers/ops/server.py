@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from workers import heartbeat
 from workers.errors import HooklineError
-from workers.logs import get_logger
+from workers.observability import heartbeat
+from workers.observability.logs import get_logger
 from workers.settings import Settings
 
 if TYPE_CHECKING:
-    from workers.exporter import Exposition
+    from workers.ops.exporter import Exposition
 
 log = get_logger(component="metrics_server")
 
@@ -159,7 +159,7 @@ def serving(settings: Settings, *, processes: int) -> Iterator[Path | None]:
 
 @contextmanager
 def _serve(settings: Settings, run_dir: Path, processes: int) -> Iterator[None]:
-    from workers import exporter  # noqa: PLC0415 - imports prometheus_client: only after the variable is set
+    from workers.ops import exporter  # noqa: PLC0415 - imports prometheus_client: only after the variable is set
 
     address = (settings.metrics_host, settings.metrics_port)
     try:

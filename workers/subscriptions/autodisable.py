@@ -16,9 +16,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from workers import metrics
 from workers.errors import DeliveryFailed, EndpointGone, StoreError
-from workers.subscriptions import Subscription, SubscriptionStore
+from workers.observability import metrics
+from workers.subscriptions.store import Subscription, SubscriptionStore
 
 
 class SubscriptionHealth:

@@ -34,7 +34,7 @@ from typing import Self
 import httpcore
 import httpx
 
-from workers import netguard
+from producer.errors import root_cause
 from workers.errors import (
     ConnectFailure,
     DeliveryFailed,
@@ -42,6 +42,7 @@ from workers.errors import (
     DnsFailure,
     TlsFailure,
 )
+from workers.outbound import netguard
 from workers.settings import Settings
 
 USER_AGENT = f"hookline/{version('hookline')}".encode()
@@ -187,7 +188,7 @@ def _classify(exc: Exception) -> DeliveryFailed:
     if isinstance(exc, httpcore.TimeoutException):
         return DeliveryTimeout(f"timed out: {type(exc).__name__}")
     if isinstance(exc, httpcore.ConnectError):
-        cause = _root_cause(exc)
+        cause = root_cause(exc)
         if isinstance(cause, socket.gaierror):
             return DnsFailure(f"name resolution failed: {cause.strerror or cause}")
         if isinstance(cause, ssl.SSLError):
@@ -201,9 +202,3 @@ def _tls_failure(cause: ssl.SSLError) -> TlsFailure:
         problem = _CERTIFICATE_PROBLEMS.get(cause.verify_code, "certificate not trusted")
         return TlsFailure(f"TLS certificate rejected: {problem} ({cause.verify_message})")
     return TlsFailure(f"TLS handshake failed: {cause.reason or cause}")
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment] # loop condition guarantees one is set
-    return exc

@@ -32,7 +32,7 @@ import pika.exceptions
 from dramatiq import Message
 from pika.adapters.blocking_connection import BlockingChannel
 
-from workers.broker import RETRY_ACTOR
+from workers.broker.topology import RETRY_ACTOR
 from workers.errors import DelayNotStored
 
 log = logging.getLogger(__name__)

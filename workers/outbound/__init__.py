@@ -1,0 +1,10 @@
+"""Talking to endpoints: one signed HTTP POST, and the guards around it.
+
+- ``http``: the pooled client and one POST with a hard deadline, failures mapped to types;
+- ``webhook``: a Standard Webhooks request (headers, signature) and what its status means;
+- ``signing``: secrets and signatures;
+- ``netguard``: which addresses a webhook may reach (the SSRF guard);
+- ``isolation``: per-endpoint in-flight cap and circuit breaker.
+
+May import the base layer and ``observability``; knows nothing of queues or subscriptions.
+"""
