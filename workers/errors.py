@@ -9,6 +9,11 @@
      │    ├── SubscriptionNotFound
      │    └── InvalidSubscription        bad URL, event pattern or secret (also a ValueError)
      ├── TopologyError                   exchange/queues could not be declared
+     ├── BrokerUnreachable               RabbitMQ did not answer a read of queue depths
+     ├── ScrapeFailed                    a /metrics page could not be read (`hookline status`)
+     ├── MetricsServerError              the metrics port could not be opened (`hookline worker`)
+     ├── BenchError                      a bench run cannot go on (broker down, workers missing);
+     │                                   `hookline bench` exits 2
      ├── DelayNotStored                  RabbitMQ did not confirm deliveries sent to wait in a
      │                                   delay queue: the message that carried them is rejected
      ├── DeadLetterError                 the dead-letters queue could not be read or changed
@@ -40,6 +45,7 @@ from __future__ import annotations
 
 from producer.errors import ConfigurationError as ProducerConfigurationError
 from producer.errors import root_cause
+from workers.vocabulary import Reason
 
 
 class HooklineError(Exception):
@@ -70,6 +76,22 @@ class TopologyError(HooklineError):
     """The exchange, queues or bindings could not be declared."""
 
 
+class BrokerUnreachable(HooklineError):
+    """RabbitMQ did not answer; the message names it without a password."""
+
+
+class ScrapeFailed(HooklineError):
+    """A metrics page could not be read."""
+
+
+class MetricsServerError(HooklineError):
+    """The metrics port could not be opened."""
+
+
+class BenchError(HooklineError):
+    """The bench run cannot go on; the message is one line saying why (``hookline bench`` exits 2)."""
+
+
 class DeadLetterError(HooklineError):
     """The dead-letters queue could not be read or changed (see :mod:`workers.dlq`)."""
 
@@ -90,7 +112,7 @@ class DeliveryFailed(HooklineError):
     ``status`` is the HTTP status when there was a response.
     """
 
-    reason = "error"
+    reason = Reason.ERROR
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
@@ -102,25 +124,25 @@ class RetryableDeliveryFailure(DeliveryFailed):
 
 
 class DeliveryTimeout(RetryableDeliveryFailure):
-    reason = "timeout"
+    reason = Reason.TIMEOUT
 
 
 class ConnectFailure(RetryableDeliveryFailure):
-    reason = "connect"
+    reason = Reason.CONNECT
 
 
 class DnsFailure(RetryableDeliveryFailure):
-    reason = "dns"
+    reason = Reason.DNS
 
 
 class TlsFailure(RetryableDeliveryFailure):
-    reason = "tls"
+    reason = Reason.TLS
 
 
 class RedirectNotFollowed(RetryableDeliveryFailure):
     """A 3xx answer: redirects are never followed, the endpoint's URL must be fixed."""
 
-    reason = "redirect"
+    reason = Reason.REDIRECT
 
     def __init__(self, message: str, *, status: int | None = None, location: str | None = None) -> None:
         super().__init__(message, status=status)
@@ -134,7 +156,7 @@ class CircuitOpen(RetryableDeliveryFailure):
     sooner would only find it open again.
     """
 
-    reason = "circuit_open"
+    reason = Reason.CIRCUIT_OPEN
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -144,7 +166,7 @@ class CircuitOpen(RetryableDeliveryFailure):
 class RetryableHttpStatus(RetryableDeliveryFailure):
     """A status worth retrying; ``retry_after`` is the receiver's Retry-After, in seconds."""
 
-    reason = "http_status"
+    reason = Reason.HTTP_STATUS
 
     def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message, status=status)
@@ -164,7 +186,7 @@ class PermanentDeliveryFailure(DeliveryFailed):
 
 
 class EndpointGone(PermanentDeliveryFailure):
-    reason = "http_status"
+    reason = Reason.HTTP_STATUS
 
 
 class BlockedAddress(PermanentDeliveryFailure):
@@ -174,7 +196,7 @@ class BlockedAddress(PermanentDeliveryFailure):
     retrying would only probe the internal network again.
     """
 
-    reason = "blocked_address"
+    reason = Reason.BLOCKED_ADDRESS
 
 
 class DelayNotStored(HooklineError):

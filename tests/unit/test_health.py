@@ -13,9 +13,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from workers.middleware.heartbeat import Heartbeats
 from workers.observability import heartbeat
 from workers.ops import exporter
 from workers.ops.exporter import STALE_AFTER_SECONDS, STARTUP_GRACE_SECONDS, Supervision, assess
+from workers.vocabulary import ProcessState
 
 
 def write_beat(directory: Path, pid: int, state: str, age: float = 0.0) -> None:
@@ -48,22 +50,22 @@ def live_pids() -> Iterator[list[int]]:
 
 def test_a_pod_whose_processes_all_consume_is_live_and_ready(beats_dir: Path, live_pids: list[int]) -> None:
     for pid in live_pids:
-        write_beat(beats_dir, pid, heartbeat.CONSUMING)
+        write_beat(beats_dir, pid, ProcessState.CONSUMING)
     health = assess(Supervision(beats_dir, expected=2), broker_error=None)
     assert (health.live, health.ready, health.problems) == (True, True, [])
     assert sorted(process["pid"] for process in health.processes) == sorted(live_pids)
 
 
 def test_a_stale_heartbeat_makes_the_pod_not_live(beats_dir: Path, live_pids: list[int]) -> None:
-    write_beat(beats_dir, live_pids[0], heartbeat.CONSUMING)
-    write_beat(beats_dir, live_pids[1], heartbeat.CONSUMING, age=STALE_AFTER_SECONDS + 1)
+    write_beat(beats_dir, live_pids[0], ProcessState.CONSUMING)
+    write_beat(beats_dir, live_pids[1], ProcessState.CONSUMING, age=STALE_AFTER_SECONDS + 1)
     health = assess(Supervision(beats_dir, expected=2), broker_error=None)
     assert (health.live, health.ready) == (False, False)
     assert health.problems == [f"worker process {live_pids[1]} is stale"]
 
 
 def test_a_process_whose_threads_died_makes_the_pod_not_live(beats_dir: Path, live_pids: list[int]) -> None:
-    write_beat(beats_dir, live_pids[0], heartbeat.STALLED)
+    write_beat(beats_dir, live_pids[0], ProcessState.THREAD_DIED)
     health = assess(Supervision(beats_dir, expected=1), broker_error=None)
     assert not health.live
 
@@ -72,8 +74,8 @@ def test_a_process_that_exited_is_swept_and_makes_the_pod_not_live(
     beats_dir: Path, live_pids: list[int]
 ) -> None:
     gone = dead_pid()
-    write_beat(beats_dir, live_pids[0], heartbeat.CONSUMING)
-    write_beat(beats_dir, gone, heartbeat.CONSUMING)
+    write_beat(beats_dir, live_pids[0], ProcessState.CONSUMING)
+    write_beat(beats_dir, gone, ProcessState.CONSUMING)
     run_dir = beats_dir.parent
     (run_dir / f"gauge_livesum_{gone}.db").write_bytes(b"")
     (run_dir / f"counter_{gone}.db").write_bytes(b"")
@@ -92,7 +94,7 @@ def test_a_process_that_exited_is_swept_and_makes_the_pod_not_live(
 def test_processes_that_have_not_reported_are_tolerated_during_start_up_only(
     beats_dir: Path, live_pids: list[int]
 ) -> None:
-    write_beat(beats_dir, live_pids[0], heartbeat.CONSUMING)
+    write_beat(beats_dir, live_pids[0], ProcessState.CONSUMING)
     supervision = Supervision(beats_dir, expected=2)
     starting = assess(supervision, broker_error=None)
     later = assess(supervision, broker_error=None, now=supervision.started_at + STARTUP_GRACE_SECONDS + 1)
@@ -102,20 +104,20 @@ def test_processes_that_have_not_reported_are_tolerated_during_start_up_only(
 
 
 def test_a_starting_process_is_live_but_not_ready(beats_dir: Path, live_pids: list[int]) -> None:
-    write_beat(beats_dir, live_pids[0], heartbeat.STARTING)
+    write_beat(beats_dir, live_pids[0], ProcessState.STARTING)
     health = assess(Supervision(beats_dir, expected=1), broker_error=None)
     assert (health.live, health.ready) == (True, False)
 
 
 def test_without_the_broker_the_pod_is_live_but_not_ready(beats_dir: Path, live_pids: list[int]) -> None:
-    write_beat(beats_dir, live_pids[0], heartbeat.CONSUMING)
+    write_beat(beats_dir, live_pids[0], ProcessState.CONSUMING)
     health = assess(Supervision(beats_dir, expected=1), broker_error="cannot read queues on amqp://x:***@h/")
     assert (health.live, health.ready) == (True, False)
     assert "cannot read queues on amqp://x:***@h/" in health.problems
 
 
 def test_a_heartbeat_file_caught_half_written_is_skipped(beats_dir: Path) -> None:
-    write_beat(beats_dir, os.getpid(), heartbeat.CONSUMING)
+    write_beat(beats_dir, os.getpid(), ProcessState.CONSUMING)
     (beats_dir / "12345.json").write_text('{"pid": 12')
     assert [beat.pid for beat in heartbeat.read_all(beats_dir)] == [os.getpid()]
 
@@ -125,7 +127,7 @@ def alive_thread() -> SimpleNamespace:
 
 
 def test_a_worker_process_reports_starting_consuming_stalled_and_stopping(beats_dir: Path) -> None:
-    beat = heartbeat.Heartbeat(beats_dir)
+    beat = Heartbeats(beats_dir)
     states = [beat.state()]
     worker = SimpleNamespace(workers=[alive_thread()], consumers={"q": alive_thread()})
     beat.after_worker_boot(broker=None, worker=worker)  # type: ignore[arg-type]
@@ -134,7 +136,12 @@ def test_a_worker_process_reports_starting_consuming_stalled_and_stopping(beats_
     states.append(beat.state())
     beat.before_worker_shutdown(broker=None, worker=worker)  # type: ignore[arg-type]
     states.append(heartbeat.read_all(beats_dir)[0].state)
-    assert states == [heartbeat.STARTING, heartbeat.CONSUMING, heartbeat.STALLED, heartbeat.STOPPING]
+    assert states == [
+        ProcessState.STARTING,
+        ProcessState.CONSUMING,
+        ProcessState.THREAD_DIED,
+        ProcessState.STOPPING,
+    ]
 
 
 def test_heartbeats_start_only_under_hookline_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,7 +161,7 @@ def test_an_unreachable_broker_reads_as_broker_down_and_not_ready(
     from workers.settings import Settings  # noqa: PLC0415 - after the fixtures set nothing
 
     (tmp_path / heartbeat.SUBDIRECTORY).mkdir()
-    write_beat(tmp_path / heartbeat.SUBDIRECTORY, live_pids[0], heartbeat.CONSUMING)
+    write_beat(tmp_path / heartbeat.SUBDIRECTORY, live_pids[0], ProcessState.CONSUMING)
     settings = Settings(
         amqp_url=f"amqp://guest:hunter2@127.0.0.1:{free_port()}/%2F",
         database_url=f"sqlite:///{tmp_path / 'none.db'}",
@@ -175,7 +182,7 @@ def test_an_unreachable_broker_reads_as_broker_down_and_not_ready(
 def test_a_process_that_stopped_on_sigterm_leaves_the_pod_live_but_not_ready(
     beats_dir: Path, live_pids: list[int]
 ) -> None:
-    write_beat(beats_dir, live_pids[0], heartbeat.STOPPING)
-    write_beat(beats_dir, dead_pid(), heartbeat.STOPPING)
+    write_beat(beats_dir, live_pids[0], ProcessState.STOPPING)
+    write_beat(beats_dir, dead_pid(), ProcessState.STOPPING)
     health = assess(Supervision(beats_dir, expected=2), broker_error=None)
     assert (health.live, health.ready) == (True, False)

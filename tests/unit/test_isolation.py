@@ -11,17 +11,8 @@ import pytest
 
 from workers.errors import ClientErrorStatus, DeliveryTimeout, RetryableHttpStatus
 from workers.outbound import isolation
-from workers.outbound.isolation import (
-    BUSY,
-    CLOSED,
-    FIRST_ANSWER_WAIT,
-    OPEN,
-    OPENED,
-    STALLED,
-    Endpoints,
-    endpoint_of,
-    is_endpoint_trouble,
-)
+from workers.outbound.isolation import FIRST_ANSWER_WAIT, Endpoints, endpoint_of, is_endpoint_trouble
+from workers.vocabulary import BreakerChange, Refusal
 
 SLOW = "https://slow.example:443"
 
@@ -52,17 +43,18 @@ def test_an_endpoint_at_its_in_flight_cap_refuses_more_and_others_are_not_affect
     guard.leave(SLOW, None)  # it answered: the whole cap (2) is open to it
     assert guard.enter(SLOW) is None
     assert guard.enter(SLOW) is None
-    assert guard.enter(SLOW) == STALLED  # and nothing came back since
+    assert guard.enter(SLOW) == Refusal.ENDPOINT_STALLED  # and nothing came back since
     assert guard.enter("https://healthy.example:443") is None
     guard.leave(SLOW, None)
     assert guard.enter(SLOW) is None
-    assert guard.enter(SLOW, wait=0.01) == BUSY  # it answers, but no slot freed within the wait
+    # It answers, but no slot freed within the wait.
+    assert guard.enter(SLOW, wait=0.01) == Refusal.ENDPOINT_BUSY
 
 
 def test_consecutive_failures_open_the_breaker_and_requests_are_refused_without_a_slot() -> None:
     guard = endpoints(Clock())
-    assert fail(guard, 3) == [None, None, OPENED]
-    assert guard.enter(SLOW) == OPEN
+    assert fail(guard, 3) == [None, None, BreakerChange.OPENED]
+    assert guard.enter(SLOW) == Refusal.CIRCUIT_OPEN
     assert guard.open_breakers() == 1
 
 
@@ -80,9 +72,9 @@ def test_after_the_cooldown_one_probe_goes_through_and_its_success_closes_the_br
     fail(guard, 3)
     clock.now += 30.0
     assert guard.enter(SLOW) is None  # the probe
-    assert guard.enter(SLOW) == OPEN  # everyone else waits for it
+    assert guard.enter(SLOW) == Refusal.CIRCUIT_OPEN  # everyone else waits for it
     assert guard.open_breakers() == 1  # half-open still counts: it is not closed
-    assert guard.leave(SLOW, None) == CLOSED
+    assert guard.leave(SLOW, None) == BreakerChange.CLOSED
     assert guard.enter(SLOW) is None
     assert guard.open_breakers() == 0
 
@@ -93,9 +85,9 @@ def test_a_failed_probe_opens_the_breaker_for_twice_as_long_up_to_ten_cooldowns(
     fail(guard, 3)
     for expected in (60.0, 120.0, 240.0, 300.0, 300.0):
         clock.now += 1000.0
-        assert fail(guard, 1) == [OPENED]
+        assert fail(guard, 1) == [BreakerChange.OPENED]
         clock.now += expected - 0.1
-        assert guard.enter(SLOW) == OPEN
+        assert guard.enter(SLOW) == Refusal.CIRCUIT_OPEN
         clock.now += 0.1
 
 
@@ -128,7 +120,7 @@ def test_an_endpoint_is_stalled_at_once_when_nothing_came_back_from_it_lately() 
     assert guard.enter(SLOW) is None  # hangs: never leaves
     clock.now += 10.0
     started = time.monotonic()
-    assert guard.enter(SLOW, wait=5.0) == STALLED
+    assert guard.enter(SLOW, wait=5.0) == Refusal.ENDPOINT_STALLED
     assert time.monotonic() - started < 1
 
 
@@ -138,7 +130,7 @@ def test_a_delivery_is_busy_once_no_slot_frees_within_its_wait() -> None:
     guard.leave(SLOW, None)
     assert guard.enter(SLOW) is None
     started = time.monotonic()
-    assert guard.enter(SLOW, wait=0.1) == BUSY
+    assert guard.enter(SLOW, wait=0.1) == Refusal.ENDPOINT_BUSY
     assert time.monotonic() - started >= 0.1
 
 
@@ -156,9 +148,10 @@ def test_a_new_endpoint_gets_one_request_at_a_time_until_one_went_well() -> None
     guard = endpoints(clock, max_in_flight=4)
     assert guard.enter(SLOW) is None
     clock.now += 10.0
-    assert guard.enter(SLOW, wait=1.0) == STALLED  # a new endpoint that hangs holds one thread
+    # A new endpoint that hangs holds one thread.
+    assert guard.enter(SLOW, wait=1.0) == Refusal.ENDPOINT_STALLED
     guard.leave(SLOW, None)
-    assert [guard.enter(SLOW) for _ in range(5)] == [None, None, None, None, STALLED]
+    assert [guard.enter(SLOW) for _ in range(5)] == [None, None, None, None, Refusal.ENDPOINT_STALLED]
 
 
 def test_an_endpoint_that_timed_out_is_back_to_one_request_at_a_time() -> None:
@@ -168,7 +161,7 @@ def test_an_endpoint_that_timed_out_is_back_to_one_request_at_a_time() -> None:
     guard.enter(SLOW)
     guard.leave(SLOW, DeliveryTimeout("timed out"))
     assert guard.enter(SLOW) is None
-    assert guard.enter(SLOW) == STALLED
+    assert guard.enter(SLOW) == Refusal.ENDPOINT_STALLED
 
 
 def test_no_thread_waits_on_an_endpoint_whose_last_request_timed_out() -> None:
@@ -177,7 +170,7 @@ def test_no_thread_waits_on_an_endpoint_whose_last_request_timed_out() -> None:
     guard.leave(SLOW, DeliveryTimeout("timed out"))
     assert guard.enter(SLOW) is None  # the next request, just started
     started = time.monotonic()
-    assert guard.enter(SLOW, wait=5.0) == BUSY
+    assert guard.enter(SLOW, wait=5.0) == Refusal.ENDPOINT_BUSY
     assert time.monotonic() - started < 1
 
 
@@ -199,7 +192,7 @@ def test_a_new_endpoint_that_does_not_answer_is_waited_for_only_briefly() -> Non
     guard = Endpoints(max_in_flight=4, failure_threshold=5, cooldown=30)
     assert guard.enter(SLOW) is None  # its first request, which hangs
     started = time.monotonic()
-    assert guard.enter(SLOW, wait=5.0) == BUSY
+    assert guard.enter(SLOW, wait=5.0) == Refusal.ENDPOINT_BUSY
     assert time.monotonic() - started < FIRST_ANSWER_WAIT + 0.5
 
 
@@ -209,7 +202,7 @@ def test_once_a_new_endpoints_first_answer_is_overdue_no_thread_waits_for_it() -
     assert guard.enter(SLOW) is None
     clock.now += FIRST_ANSWER_WAIT
     started = time.monotonic()
-    assert guard.enter(SLOW, wait=5.0) == BUSY
+    assert guard.enter(SLOW, wait=5.0) == Refusal.ENDPOINT_BUSY
     assert time.monotonic() - started < 0.1
 
 
@@ -223,7 +216,7 @@ def test_no_more_threads_than_the_cap_wait_for_a_new_endpoints_first_answer(
         waiting = [pool.submit(guard.enter, SLOW, 5.0) for _ in range(2)]
         time.sleep(0.2)  # both are waiting by now
         started = time.monotonic()
-        assert guard.enter(SLOW, wait=5.0) == BUSY  # a third is refused at once
+        assert guard.enter(SLOW, wait=5.0) == Refusal.ENDPOINT_BUSY  # a third is refused at once
         assert time.monotonic() - started < 0.1
         guard.leave(SLOW, None)  # it answered: the cap is 2, both waiters go
         assert [future.result() for future in waiting] == [None, None]

@@ -10,9 +10,8 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from producer.settings import redacted_url
-from workers.bench.errors import BenchError
 from workers.broker.topology import Topology
-from workers.errors import describe_cause
+from workers.errors import BenchError, describe_cause
 
 CONNECT_TIMEOUT = 5.0
 

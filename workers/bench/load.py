@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from producer.event import Event, new_event_id
 from producer.publisher import Publisher
 from producer.settings import ProducerSettings
-from workers.bench.errors import BenchError
+from workers.errors import BenchError
 
 BATCH = 500  # events per publish_many as fast as possible: keeps the confirm pipeline full
 TICK = 0.05  # seconds between batches at a given rate

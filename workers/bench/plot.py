@@ -12,7 +12,7 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workers.bench.errors import BenchError
+from workers.errors import BenchError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

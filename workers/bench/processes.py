@@ -23,7 +23,7 @@ import httpx
 import psutil
 
 from workers.bench import amqp
-from workers.bench.errors import BenchError
+from workers.errors import BenchError
 
 STOP_TIMEOUT = 30.0
 

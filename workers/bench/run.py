@@ -32,11 +32,11 @@ from typing import Any
 from producer.settings import ProducerSettings, load, redacted_url
 from workers.bench import amqp, report
 from workers.bench import load as loading
-from workers.bench.errors import BenchError
 from workers.bench.processes import BaselineLoops, Receiver, Workers, hookline_command
 from workers.bench.progress import Progress
 from workers.bench.sampler import ProcessSampler, Usage
 from workers.broker.topology import Topology
+from workers.errors import BenchError
 from workers.settings import Settings
 from workers.subscriptions import db
 from workers.subscriptions.store import SubscriptionStore

@@ -17,10 +17,10 @@ import click
 
 from producer.settings import ProducerSettings, load
 from workers.bench import plot, table
-from workers.bench.errors import BenchError
 from workers.bench.progress import Progress
 from workers.cli.output import json_option, print_json
 from workers.cli.worker import default_processes
+from workers.errors import BenchError
 
 
 class BenchFailed(click.ClickException):

@@ -18,6 +18,7 @@ from dramatiq.broker import Broker, MessageProxy
 from dramatiq.middleware import Middleware
 
 from workers.observability import metrics
+from workers.vocabulary import Rejection
 
 
 class FailOnError(Middleware):
@@ -33,4 +34,4 @@ class FailOnError(Middleware):
             message.fail()
 
     def after_nack(self, broker: Broker, message: MessageProxy) -> None:  # noqa: ARG002 - dramatiq's hook
-        metrics.dead_lettered("crashed")
+        metrics.dead_lettered(Rejection.CRASHED)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import structlog
-from structlog.typing import Processor
+from structlog.typing import FilteringBoundLogger, Processor
 
 from workers.settings import Settings
 
@@ -65,5 +65,6 @@ def _route_stdlib_logging(shared: list[Processor], renderer: Processor, level: i
         logging.getLogger(name).setLevel(max(level, quiet_level))
 
 
-def get_logger(**context: Any) -> Any:
-    return structlog.get_logger(**context)
+def get_logger(**context: Any) -> FilteringBoundLogger:
+    # structlog returns a lazy proxy typed Any; configure() makes it a filtering bound logger.
+    return cast(FilteringBoundLogger, structlog.get_logger(**context))

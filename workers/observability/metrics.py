@@ -7,31 +7,43 @@ set before the worker processes start, so each process writes its values to its
 own memory-mapped files there and the parent's ``/metrics`` adds them up (see
 :mod:`workers.exporter`). The README's "Metrics" section lists every series.
 
-Labels stay bounded: outcomes and reasons are short identifiers from code
-(anything else is counted as ``other``), event types are labelled only up to
+This module imports prometheus_client, which picks its value class (in
+process, or multiprocess files) once, when first imported: ``hookline worker``
+sets the variable before anything imports this module (``tests/unit/test_layers.py``
+checks that the parent does not).
+
+Labels stay bounded: outcomes, causes and reasons are the enums of
+:mod:`workers.vocabulary`, event types are labelled only up to
 ``HOOKLINE_METRICS_EVENT_TYPES_MAX`` distinct types per process, and
 subscription ids only in the opt-in per-subscription mode.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 from workers.settings import Settings
+from workers.vocabulary import (
+    Cause,
+    DeliveryOutcome,
+    DisabledReason,
+    EventOutcome,
+    Reason,
+    Rejection,
+    StatusClass,
+)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 OTHER = "other"
 DEFAULT_EVENT_TYPES_MAX = 50
-# An outcome, result or reason: a short identifier chosen by code, never a message or a URL.
-_LABEL = re.compile(r"[a-z0-9_]{1,40}")
 _SUBSCRIPTION_ID = re.compile(r"sub_[a-z2-7]{20}")
 
 # HTTP round trip of one attempt: 5 ms to a minute (HOOKLINE_HTTP_TIMEOUT is 15 s by default).
@@ -165,52 +177,53 @@ def configure(settings: Settings) -> None:
     """Apply the label settings; call once per worker process, before it records anything."""
     global _metrics, _event_types  # noqa: PLW0603 - one process-wide set of metrics, swapped whole
     with _configure_lock:
-        _use_multiprocess_values_if_asked()
         _event_types = _EventTypes(settings.metrics_event_types_max)
-        if settings.metrics_per_subscription != _metrics.per_subscription or _multiprocess_pending():
+        if settings.metrics_per_subscription != _metrics.per_subscription:
             for collector in _collectors(_metrics):
                 REGISTRY.unregister(collector)
             _metrics = _build(settings.metrics_per_subscription)
 
 
-def event_received(outcome: str, event_type: str | None) -> None:
-    """One event taken: ``fanned_out``, ``no_subscribers`` or ``invalid`` (whose type is never a label)."""
-    type_label = "" if outcome == "invalid" or event_type is None else _event_types.label(event_type)
-    _metrics.events_received.labels(_bounded(outcome), type_label).inc()
+def event_received(outcome: EventOutcome, event_type: str | None) -> None:
+    """One event taken off the events queue (an invalid one's type is never a label)."""
+    invalid = outcome is EventOutcome.INVALID
+    type_label = "" if invalid or event_type is None else _event_types.label(event_type)
+    _metrics.events_received.labels(outcome, type_label).inc()
 
 
-def attempt_finished(result: str, duration: float) -> None:
-    """One attempt: ``2xx``..``5xx`` when the endpoint answered, else the failure reason."""
-    _metrics.attempts.labels(_bounded(result)).inc()
+def attempt_finished(result: StatusClass | Reason, duration: float) -> None:
+    """One HTTP request made: its status class when the endpoint answered, else the failure reason."""
+    _metrics.attempts.labels(result).inc()
     if duration > 0:
         _metrics.attempt_duration.observe(duration)
 
 
-def delivery_finished(outcome: str, *, attempts: int, latency: float | None, subscription_id: str) -> None:
-    """A delivery is done: ``delivered``, ``dead_lettered``, ``blocked`` or ``skipped``.
+def delivery_finished(
+    outcome: DeliveryOutcome, *, attempts: int, latency: float | None, subscription_id: str
+) -> None:
+    """A delivery is done.
 
     ``latency`` (event timestamp to success) is observed for ``delivered`` only; a
     timestamp from the future counts as zero.
     """
     metrics = _metrics
-    labels = [_bounded(outcome)]
     by_subscription = [_subscription(subscription_id)] if metrics.per_subscription else []
-    metrics.deliveries.labels(*labels, *by_subscription).inc()
+    metrics.deliveries.labels(outcome, *by_subscription).inc()
     if attempts >= 1:
         metrics.attempts_per_delivery.observe(attempts)
-    if outcome == "delivered" and latency is not None:
+    if outcome is DeliveryOutcome.DELIVERED and latency is not None:
         histogram = metrics.latency.labels(*by_subscription) if by_subscription else metrics.latency
         histogram.observe(max(latency, 0.0))
 
 
-def retry_scheduled(reason: str) -> None:
+def retry_scheduled(reason: Reason) -> None:
     """A failed attempt that will be retried later."""
-    _metrics.retries.labels(_bounded(reason)).inc()
+    _metrics.retries.labels(reason).inc()
 
 
-def dead_lettered(reason: str) -> None:
-    """A message parked: a dead-letter cause, ``invalid_event`` or ``crashed``."""
-    _metrics.dead_letters.labels(_bounded(reason)).inc()
+def dead_lettered(reason: Cause | Rejection) -> None:
+    """A delivery given up, or a message parked whole."""
+    _metrics.dead_letters.labels(reason).inc()
 
 
 def deferred() -> None:
@@ -218,9 +231,9 @@ def deferred() -> None:
     _metrics.deferred.inc()
 
 
-def subscription_disabled(reason: str) -> None:
-    """A subscription disabled automatically: ``failing`` or ``gone``."""
-    _metrics.subscriptions_disabled.labels(_bounded(reason)).inc()
+def subscription_disabled(reason: DisabledReason) -> None:
+    """A subscription disabled automatically."""
+    _metrics.subscriptions_disabled.labels(reason).inc()
 
 
 @contextmanager
@@ -239,10 +252,6 @@ def set_breakers_open(count: int) -> None:
     _metrics.breakers_open.set(count)
 
 
-def _bounded(value: str) -> str:
-    return value if _LABEL.fullmatch(value) else OTHER
-
-
 def _subscription(subscription_id: str) -> str:
     return subscription_id if _SUBSCRIPTION_ID.fullmatch(subscription_id) else OTHER
 
@@ -251,18 +260,7 @@ def _collectors(metrics: _Metrics) -> list[Counter | Gauge | Histogram]:
     return [value for value in vars(metrics).values() if isinstance(value, Counter | Gauge | Histogram)]
 
 
-def _multiprocess_pending() -> bool:
-    """Whether the metrics were built before this process was told to write multiprocess files."""
-    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")) and not getattr(
-        _metrics.deferred._value,  # the only way to ask which value class a metric uses
-        "_multiprocess",
-        False,
-    )
-
-
-def _use_multiprocess_values_if_asked() -> None:
-    # prometheus_client picks its value class once, when first imported. If that
-    # happened before `hookline worker` set PROMETHEUS_MULTIPROC_DIR, pick again,
-    # so the metrics rebuilt after this write files the parent can read.
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not getattr(values.ValueClass, "_multiprocess", False):
-        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call] # unannotated in prometheus_client
+def mark_process_dead(pid: int) -> None:
+    """Drop a finished worker process's live gauges (in flight, breakers open) from the sums at once."""
+    with contextlib.suppress(OSError):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call] # unannotated in prometheus_client

@@ -35,11 +35,12 @@ from workers.ops.queue_stats import QueueReader, QueueStats
 from workers.settings import Settings
 from workers.subscriptions import db
 from workers.subscriptions.store import SubscriptionStore
+from workers.vocabulary import ProcessState
 
 CACHE_SECONDS = 5.0
 STALE_AFTER_SECONDS = 30.0  # fifteen missed heartbeats
 STARTUP_GRACE_SECONDS = 60.0  # how long a process may take to write its first heartbeat
-PROCESS_STATES = (heartbeat.STARTING, heartbeat.CONSUMING, heartbeat.STALLED, heartbeat.STOPPING, "stale")
+PROCESS_STATES = tuple(ProcessState)
 
 T = TypeVar("T")
 
@@ -90,10 +91,10 @@ class Supervision:
     def _sweep(self, beat: heartbeat.Beat) -> None:
         multiprocess.mark_process_dead(beat.pid, str(self.path.parent))  # type: ignore[no-untyped-call] # unannotated in prometheus_client
         heartbeat.forget(self.path, beat.pid)
-        (self.stopped if beat.state == heartbeat.STOPPING else self.exited).add(beat.pid)
+        (self.stopped if beat.state is ProcessState.STOPPING else self.exited).add(beat.pid)
 
-    def state_of(self, beat: heartbeat.Beat, now: float) -> str:
-        return "stale" if beat.age(now) > STALE_AFTER_SECONDS else beat.state
+    def state_of(self, beat: heartbeat.Beat, now: float) -> ProcessState:
+        return ProcessState.STALE if beat.age(now) > STALE_AFTER_SECONDS else beat.state
 
     def in_grace(self, now: float) -> bool:
         return now - self.started_at < STARTUP_GRACE_SECONDS
@@ -133,13 +134,14 @@ def assess(supervision: Supervision, broker_error: str | None, now: float | None
     beats = supervision.beats()
     states = {beat.pid: supervision.state_of(beat, now) for beat in beats}
     problems = [f"worker process {pid} exited" for pid in sorted(supervision.exited)]
-    problems += [f"worker process {pid} is {state}" for pid, state in states.items() if state != "consuming"]
+    not_consuming = {pid: state for pid, state in states.items() if state is not ProcessState.CONSUMING}
+    problems += [f"worker process {pid} is {state}" for pid, state in not_consuming.items()]
     missing = supervision.expected - len(beats) - len(supervision.exited) - len(supervision.stopped)
     if missing > 0:
         problems.append(f"{missing} of {supervision.expected} worker processes have not reported yet")
-    hard = [state for state in states.values() if state in ("stale", heartbeat.STALLED)]
+    hard = [state for state in states.values() if state in (ProcessState.STALE, ProcessState.THREAD_DIED)]
     live = not hard and not supervision.exited and (missing <= 0 or supervision.in_grace(now))
-    consuming = sum(state == heartbeat.CONSUMING for state in states.values())
+    consuming = sum(state is ProcessState.CONSUMING for state in states.values())
     ready = live and consuming >= supervision.expected and broker_error is None
     if broker_error is not None:
         problems.append(broker_error)

@@ -18,17 +18,13 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from producer.settings import redacted_url
 from workers.broker.topology import Topology
-from workers.errors import HooklineError, describe_cause
+from workers.errors import BrokerUnreachable, describe_cause
 
 # role -> what it holds; the README's metrics table lists the same.
 ROLES = ("events", "retries", "delayed", "dead_letters", "invalid_events", "crashed")
 # Roles whose queues have consumers: a zero there means no worker takes that work.
 CONSUMED = ("events", "retries")
 TIMEOUT_SECONDS = 3.0
-
-
-class BrokerUnreachable(HooklineError):
-    """RabbitMQ did not answer; the message names it without a password."""
 
 
 @dataclass(frozen=True)

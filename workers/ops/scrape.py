@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from workers.errors import HooklineError
+from workers.errors import ScrapeFailed
 
 TIMEOUT_SECONDS = 5.0
 MAX_PAGE_BYTES = 32 * 1024 * 1024
@@ -27,10 +27,6 @@ SERIES = {
 }
 # Outcomes that end a delivery for good; `skipped` (subscription removed) is left out of the ratio.
 FINISHED = ("delivered", "dead_lettered", "blocked")
-
-
-class ScrapeFailed(HooklineError):
-    """A metrics page could not be read."""
 
 
 @dataclass

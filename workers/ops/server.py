@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from workers.errors import HooklineError
+from workers.errors import MetricsServerError
 from workers.observability import heartbeat
 from workers.observability.logs import get_logger
 from workers.settings import Settings
@@ -87,10 +87,6 @@ os.register_at_fork(
     after_in_parent=GUARD.after_fork_in_parent,
     after_in_child=GUARD.after_fork_in_child,
 )
-
-
-class MetricsServerError(HooklineError):
-    """The metrics port could not be opened."""
 
 
 class _Server(ThreadingHTTPServer):

@@ -44,17 +44,18 @@ from workers.errors import (
     RetryableHttpStatus,
     TlsFailure,
 )
+from workers.vocabulary import BreakerChange, Refusal
 
-BUSY = "endpoint_busy"  # at its cap and answering: a slot frees soon
-STALLED = "endpoint_stalled"  # at its cap and nothing came back lately: slots free at the timeout
-OPEN = "circuit_open"
+# Old names, until every caller uses the enums.
+BUSY = Refusal.ENDPOINT_BUSY
+STALLED = Refusal.ENDPOINT_STALLED
+OPEN = Refusal.CIRCUIT_OPEN
 # How long after a new endpoint's first request started deliveries wait for its answer: enough for
 # a connect and a TLS handshake to a distant host; if it hangs, its waiters are soon free again,
 # and later deliveries to it do not wait at all.
 FIRST_ANSWER_WAIT = 0.25
-# Breaker transitions, as leave() reports them.
-OPENED = "opened"
-CLOSED = "closed"
+OPENED = BreakerChange.OPENED
+CLOSED = BreakerChange.CLOSED
 
 
 @lru_cache(maxsize=4096)  # called per attempt; a process sees few distinct URLs
@@ -108,7 +109,7 @@ class Endpoints:
         self._lock = threading.Lock()
         self._endpoints: dict[str, _Endpoint] = {}
 
-    def enter(self, endpoint: str, wait: float = 0.0) -> str | None:
+    def enter(self, endpoint: str, wait: float = 0.0) -> Refusal | None:
         """None if a request may go now (the caller must then call leave); else BUSY, STALLED or OPEN.
 
         An endpoint at its cap is STALLED if no request to it finished (or started) within the
@@ -124,15 +125,16 @@ class Endpoints:
                 return self._probe(state)
             if state.in_flight >= self._cap(state):
                 if self.clock() - state.progress >= wait:
-                    return STALLED  # nothing came back lately: a slow endpoint, not worth a thread
+                    # Nothing came back lately: a slow endpoint, not worth a thread.
+                    return Refusal.ENDPOINT_STALLED
                 if state.timed_out:
-                    return BUSY  # known to hang: no thread waits on it
+                    return Refusal.ENDPOINT_BUSY  # known to hang: no thread waits on it
                 if not state.answering:
                     # A new endpoint: as many threads as its cap wait for its first answer, until
                     # FIRST_ANSWER_WAIT after that request started: one that hangs holds few threads,
                     # briefly, and once.
                     if state.waiters >= self.max_in_flight:
-                        return BUSY
+                        return Refusal.ENDPOINT_BUSY
                     first_answer_due = state.progress + FIRST_ANSWER_WAIT - self.clock()
                     deadline = min(deadline, time.monotonic() + first_answer_due)
                 state.waiters += 1
@@ -145,21 +147,22 @@ class Endpoints:
             self._admit(state)
             return None
 
-    def _wait_for_slot(self, state: _Endpoint, deadline: float) -> str | None:
+    def _wait_for_slot(self, state: _Endpoint, deadline: float) -> Refusal | None:
         """None once a slot is free; OPEN if the breaker opened meanwhile, BUSY at the deadline."""
         while state.in_flight >= self._cap(state):
             if state.open_until:
-                return OPEN  # it opened while this one waited: no probe is due before its cooldown
+                # It opened while this one waited: no probe is due before its cooldown.
+                return Refusal.CIRCUIT_OPEN
             left = deadline - time.monotonic()
             if left <= 0:
-                return BUSY
+                return Refusal.ENDPOINT_BUSY
             state.slot_freed.wait(left)
         return None
 
-    def _probe(self, state: _Endpoint) -> str | None:
+    def _probe(self, state: _Endpoint) -> Refusal | None:
         """While the breaker is open: OPEN, except for one probe once the cooldown is over (half-open)."""
         if self.clock() < state.open_until or state.probing:
-            return OPEN
+            return Refusal.CIRCUIT_OPEN
         state.probing = True
         self._admit(state)
         return None
@@ -176,7 +179,7 @@ class Endpoints:
         state = self._endpoints[endpoint] = _Endpoint(threading.Condition(self._lock))
         return state
 
-    def leave(self, endpoint: str, failure: DeliveryFailed | None) -> str | None:
+    def leave(self, endpoint: str, failure: DeliveryFailed | None) -> BreakerChange | None:
         """Record a request's outcome; OPENED or CLOSED if it changed the breaker, else None."""
         trouble = failure is not None and is_endpoint_trouble(failure)
         with self._lock:
@@ -194,13 +197,13 @@ class Endpoints:
             if not trouble:
                 was_open = bool(state.open_until)
                 state.failures, state.open_until, state.cooldown = 0, 0.0, 0.0
-                return CLOSED if was_open else None
+                return BreakerChange.CLOSED if was_open else None
             state.failures += 1
             if was_probe or state.failures >= self.failure_threshold:
                 limit = self.base_cooldown * 10
                 state.cooldown = min(limit, state.cooldown * 2) if was_probe else self.base_cooldown
                 state.open_until = self.clock() + state.cooldown
-                return OPENED
+                return BreakerChange.OPENED
             return None
 
     def reopens_in(self, endpoint: str) -> float:

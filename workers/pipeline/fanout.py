@@ -19,6 +19,7 @@ from workers.observability.logs import get_logger
 from workers.pipeline.delivery import Delivery, webhook_payload
 from workers.subscriptions.cache import SubscriptionCache
 from workers.subscriptions.store import Subscription
+from workers.vocabulary import EventOutcome, Rejection
 
 log = get_logger(component="fan_out")
 
@@ -44,12 +45,12 @@ def fan_out(
         event = parse(raw, max_bytes)
     except InvalidEvent as exc:
         park(raw, str(exc))
-        metrics.event_received("invalid", None)
-        metrics.dead_lettered("invalid_event")
+        metrics.event_received(EventOutcome.INVALID, None)
+        metrics.dead_lettered(Rejection.INVALID_EVENT)
         log.warning("event_invalid", reason=str(exc), routing_key=raw.routing_key, size=len(raw.body))
         return 0
     matching = subscriptions.matching(event.type)
-    metrics.event_received("fanned_out" if matching else "no_subscribers", event.type)
+    metrics.event_received(EventOutcome.FANNED_OUT if matching else EventOutcome.NO_SUBSCRIBERS, event.type)
     if matching:
         payload = webhook_payload(event)
         deliver([(Delivery.for_event(event, sub.id, payload), sub) for sub in matching])

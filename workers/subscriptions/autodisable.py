@@ -16,13 +16,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from structlog.typing import FilteringBoundLogger
+
 from workers.errors import DeliveryFailed, EndpointGone, StoreError
 from workers.observability import metrics
 from workers.subscriptions.store import Subscription, SubscriptionStore
+from workers.vocabulary import DisabledReason
 
 
 class SubscriptionHealth:
-    def __init__(self, store: SubscriptionStore, auto_disable_after: float, log: Any) -> None:
+    def __init__(
+        self, store: SubscriptionStore, auto_disable_after: float, log: FilteringBoundLogger
+    ) -> None:
         self.store = store
         self.after = timedelta(seconds=auto_disable_after) if auto_disable_after > 0 else None
         self.log = log
@@ -34,8 +39,10 @@ class SubscriptionHealth:
     def failed(self, subscription: Subscription, failure: DeliveryFailed, now: datetime) -> None:
         if isinstance(failure, EndpointGone):
             if self._write(self.store.disable_gone, subscription.id, now):
-                metrics.subscription_disabled("gone")
-                self.log.warning("subscription_disabled", subscription_id=subscription.id, reason="gone")
+                metrics.subscription_disabled(DisabledReason.GONE)
+                self.log.warning(
+                    "subscription_disabled", subscription_id=subscription.id, reason=DisabledReason.GONE
+                )
             return
         if subscription.failing_since is None:
             self._write(self.store.mark_failing, subscription.id, now)
@@ -46,11 +53,11 @@ class SubscriptionHealth:
         if subscription.failing_since <= deadline and self._write(
             self.store.disable_if_failing_since, subscription.id, deadline, now
         ):
-            metrics.subscription_disabled("failing")
+            metrics.subscription_disabled(DisabledReason.FAILING)
             self.log.warning(
                 "subscription_disabled",
                 subscription_id=subscription.id,
-                reason="failing",
+                reason=DisabledReason.FAILING,
                 failing_since=subscription.failing_since.isoformat(),
             )
 
