@@ -16,4 +16,8 @@
 - :mod:`~workers.bench.load`: publishing the events, as fast as possible or at a rate.
 - :mod:`~workers.bench.run`: one run, phase by phase, cleaning up on any exit.
 - :mod:`~workers.bench.report` and :mod:`~workers.bench.plot`: the figures.
+
+It drives hookline from outside, as a user would (``hookline worker`` in its
+own processes), so it may import the layers below ``app`` for names and setup
+(settings, topology, the subscription store), never ``app`` or ``cli``.
 """

@@ -3,6 +3,9 @@
 Subcommands load lazily, so ``hookline publish`` works on a producer-only
 install (``pip install hookline``) while the worker commands, which need the
 ``worker`` extra, say so plainly instead of failing with a traceback.
+
+The top layer: a command may import anything in ``workers``; nothing imports
+``cli`` but the ``hookline`` entry point.
 """
 
 from __future__ import annotations
