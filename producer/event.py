@@ -36,6 +36,12 @@ TIMESTAMP_RE = re.compile(
     r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
 )
 _MAX_SHOWN = 80  # long offending values are cut in messages so that they stay one readable line
+# A JSON \u escape may name one half of a UTF-16 pair alone ("caf\ud83d", what JavaScript makes of
+# a string cut inside an emoji). Python decodes it to a lone surrogate, which no UTF-8 encoder
+# writes back out: such an event could never be delivered. Raw UTF-8 cannot hold one, so only a
+# body with such an escape needs the (slower) walk through its strings.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,13 +147,33 @@ def decode_json(raw: bytes | str) -> object:
     except UnicodeDecodeError as exc:
         raise InvalidEvent(f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise InvalidEvent(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except ValueError as exc:
         raise InvalidEvent(f"not JSON: {exc}") from exc
     except RecursionError as exc:
         raise InvalidEvent("not JSON: nested too deeply") from exc
+    if _SURROGATE_ESCAPE.search(text) and (where := _lone_surrogate(value, "the event")) is not None:
+        raise InvalidEvent(f"not valid Unicode: {where} holds a lone UTF-16 surrogate (a string cut in two?)")
+    return value
+
+
+def _lone_surrogate(value: object, where: str) -> str | None:
+    """Where in ``value`` a string (or a key) holds a lone surrogate, or None."""
+    if isinstance(value, str):
+        return where if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{where}[{_shown(key)}]"
+            found = inner if _SURROGATE.search(key) else _lone_surrogate(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _lone_surrogate(item, f"{where}[{index}]")) is not None:
+                return found
+    return None
 
 
 def _reject_constant(name: str) -> object:

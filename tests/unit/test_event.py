@@ -252,3 +252,28 @@ def test_a_long_bad_value_is_cut_so_that_the_reason_stays_one_short_line() -> No
     assert "\n" not in message
     assert len(message) < 200
     assert message.endswith("… (9000 characters)")
+
+
+@pytest.mark.parametrize(
+    ("data_json", "where"),
+    [
+        ('{"name": "caf\\ud83d"}', "the event['data']['name']"),  # a string cut inside an emoji
+        ('{"items": [{"note": "\\ude00 tail"}]}', "the event['data']['items'][0]['note']"),
+        ('{"\\udc00key": 1}', "the event['data']['\\udc00key']"),
+    ],
+)
+def test_a_lone_utf16_surrogate_is_refused_with_where_it_is(data_json: str, where: str) -> None:
+    raw = event_json(data=...)[:-1] + f', "data": {data_json}}}'.encode()
+    message = reason(raw)
+    assert message == f"not valid Unicode: {where} holds a lone UTF-16 surrogate (a string cut in two?)"
+    message.encode("utf-8")  # the reason itself goes into a header and a log line: it must encode
+
+
+def test_a_surrogate_pair_escaped_in_json_is_one_character_and_welcome() -> None:
+    raw = event_json(data=...)[:-1] + b', "data": {"name": "caf\\ud83d\\ude00"}}'
+    assert Event.from_json(raw, max_bytes=MAX).data == {"name": "caf\U0001f600"}
+
+
+def test_an_escaped_backslash_before_u_is_not_taken_for_a_surrogate() -> None:
+    raw = event_json(data=...)[:-1] + b', "data": {"path": "C:\\\\ud83d"}}'
+    assert Event.from_json(raw, max_bytes=MAX).data == {"path": "C:\\ud83d"}
