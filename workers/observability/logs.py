@@ -2,8 +2,11 @@
 
 structlog renders our own events; dramatiq's and pika's stdlib log records go
 through the same processors (``ProcessorFormatter``), so a worker's stderr is
-one format throughout. Log lines never carry secrets: delivery logs name the
-URL's host only, never its path or query string.
+one format throughout. Log lines never carry secrets or payloads: delivery
+logs name the URL's host only, never its path or query string, and dramatiq's
+own line about a crashed message, which prints the message's arguments (an
+event's data), is dropped for hookline's ``message_crashed`` (see
+:mod:`workers.middleware.fail_on_error`).
 """
 
 from __future__ import annotations
@@ -63,6 +66,16 @@ def _route_stdlib_logging(shared: list[Processor], renderer: Processor, level: i
     root.setLevel(level)
     for name, quiet_level in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(max(level, quiet_level))
+    worker_thread = logging.getLogger("dramatiq.worker.WorkerThread")
+    if not any(isinstance(each, _NoMessageArguments) for each in worker_thread.filters):
+        worker_thread.addFilter(_NoMessageArguments())
+
+
+class _NoMessageArguments(logging.Filter):
+    """Drops dramatiq's records that print a message with its arguments: payloads stay out of logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to process message ")
 
 
 def get_logger(**context: Any) -> FilteringBoundLogger:
