@@ -25,7 +25,7 @@ TARGET = REPO / "k8s" / "base" / "prometheusrule.yaml"
 
 HEADER = """\
 # Generated from deploy/prometheus/alerts.yaml by k8s/sync-prometheusrule.py: do not edit.
-# prometheus-operator loads these alert rules; README "Alerts" says what to do for each.
+# prometheus-operator loads these alert rules; docs/operations.md "Alerts" says what to do for each.
 """
 
 

@@ -5,8 +5,8 @@ and it is sent ``mandatory`` so that an event no queue would take comes back
 as :class:`~producer.errors.EventUnroutable` instead of vanishing.
 
 Waiting for each confirm before sending the next caps a publisher at one
-event per round trip (pika's ``BlockingConnection.confirm_delivery()``: about
-750 events/s). So confirms are pipelined: one background thread owns the
+event per round trip, as pika's ``BlockingConnection.confirm_delivery()``
+does. So confirms are pipelined: one background thread owns the
 connection (pika's ``SelectConnection``), callers hand it events through
 ``add_callback_threadsafe`` and wait on a :class:`~concurrent.futures.Future`
 per event, which the thread resolves when the broker's ack, nack, return or

@@ -23,9 +23,23 @@ class ProducerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
-    exchange: str = Field(default="hookline.events", min_length=1, max_length=255)
-    max_event_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    amqp_url: str = Field(
+        default="amqp://guest:guest@localhost:5672/%2F",
+        description="RabbitMQ connection URL (`amqp://` or `amqps://`).",
+    )
+    exchange: str = Field(
+        default="hookline.events",
+        min_length=1,
+        max_length=255,
+        description="Topic exchange events are published to.",
+    )
+    max_event_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest event accepted, in bytes of JSON (1 KiB to 64 MiB). A larger one is refused "
+        "at publish and parked as invalid at fan-out.",
+    )
 
     @field_validator("amqp_url")
     @classmethod

@@ -1,6 +1,8 @@
 """Worker and operator settings: every ``HOOKLINE_*`` variable, with its default.
 
-The README's configuration table lists the same fields; keep them in step.
+Each field's ``description`` is its documentation: docs/configuration.md is
+generated from these descriptions by ``python -m workers.settings_doc``
+(``--check`` says whether it is up to date).
 """
 
 from __future__ import annotations
@@ -56,40 +58,165 @@ DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 class Settings(ProducerSettings):
     """Everything a worker or an operator command reads from the environment."""
 
-    database_url: str = "sqlite:///hookline.db"
-    queue_prefix: str = Field(default="hookline", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
-    http_connect_timeout: float = Field(default=5.0, gt=0, le=120)
-    http_timeout: float = Field(default=15.0, gt=0, le=300)
-    subscription_refresh_seconds: float = Field(default=2.0, gt=0, le=300)
-    secret_rotation_grace_seconds: int = Field(default=24 * 3600, ge=0)
-    endpoint_max_in_flight: int = Field(default=4, ge=1, le=1000)
+    database_url: str = Field(
+        default="sqlite:///hookline.db",
+        description="Subscription store: `sqlite:///path` (embedded) or "
+        "`postgresql+psycopg://user:pass@host/db` (production).",
+    )
+    queue_prefix: str = Field(
+        default="hookline",
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="Prefix of every queue name (letters, digits, `_`, `.`, `-`).",
+    )
+    http_connect_timeout: float = Field(
+        default=5.0, gt=0, le=120, description="Seconds to establish the connection to a subscriber."
+    )
+    http_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="Seconds for a whole attempt: connect, send, and read the answer.",
+    )
+    subscription_refresh_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="How often each worker process reloads subscriptions, in seconds; changes take "
+        "effect within this time.",
+    )
+    secret_rotation_grace_seconds: int = Field(
+        default=24 * 3600,
+        ge=0,
+        description="Seconds a rotated-out secret keeps signing, so receivers can switch: the default "
+        "of `hookline subscriptions rotate-secret --grace`.",
+    )
+    endpoint_max_in_flight: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="Requests in flight to one endpoint, per worker process (1 while its last request "
+        "timed out, or before its first answer).",
+    )
     # How long a delivery waits for a slot at an endpoint at its cap before it is sent back to RabbitMQ:
     # at most the shortest wait in the broker (1 s), which would cost a round trip on top.
-    endpoint_busy_wait: Seconds = Field(default=1.0, ge=0, le=10)
+    endpoint_busy_wait: Seconds = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="How long a delivery waits for a slot at an endpoint at its cap that is making "
+        "progress, before it is sent back to RabbitMQ. No wait if the endpoint's last request timed "
+        "out; a new endpoint's first answer is waited for by as many threads as its cap, until 0.25 s "
+        "after that request started.",
+    )
     # Per process: spare threads for first attempts of events with several subscriptions.
-    fan_out_concurrency: int = Field(default=4, ge=1, le=1000)
-    breaker_failures: int = Field(default=5, ge=1, le=1000)
-    breaker_cooldown: Seconds = Field(default=30.0, gt=0, le=3600)
-    allow_private_networks: bool = False
-    allowed_networks: Networks = ()
-    ca_bundle: FilePath | None = None
-    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=0, le=1024 * 1024)
-    retry_schedule: Schedule = DEFAULT_RETRY_SCHEDULE
-    retry_jitter: float = Field(default=0.2, ge=0, lt=1)
-    retry_max_age: Seconds = Field(default=3 * 86400.0, gt=0)
-    retry_after_max: Seconds = Field(default=6 * 3600.0, ge=0)
-    retry_client_errors: bool = True
-    dead_letter_retention: Seconds | None = Field(default=None, gt=0)
+    fan_out_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="Per process: spare threads that make the first attempts of an event with several "
+        "subscriptions side by side (when none is idle, the fan-out thread makes them itself).",
+    )
+    breaker_failures: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Consecutive failures of an endpoint that open its circuit breaker.",
+    )
+    breaker_cooldown: Seconds = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How long an opened circuit breaker stays open before its probe.",
+    )
+    allow_private_networks: bool = Field(
+        default=False, description="`true` lifts the SSRF guard entirely (development only)."
+    )
+    allowed_networks: Networks = Field(
+        default=(),
+        description="Comma-separated CIDR networks deliverable even though private, e.g. "
+        "`10.20.0.0/16,127.0.0.1/32`.",
+    )
+    ca_bundle: FilePath | None = Field(
+        default=None,
+        description="PEM file of CA certificates used instead of the default trust store (certifi's, "
+        "when unset).",
+    )
+    max_response_bytes: int = Field(
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        ge=0,
+        le=1024 * 1024,
+        description="Bytes of a response body read and kept for logs and dead letters (0 to 1 MiB).",
+    )
+    retry_schedule: Schedule = Field(
+        default=DEFAULT_RETRY_SCHEDULE,
+        description="Waits before each retry, comma-separated durations; its length is the number of "
+        "retries, empty means none.",
+    )
+    retry_jitter: float = Field(
+        default=0.2, ge=0, lt=1, description="Each wait is scaled by a random factor in 1 ± this."
+    )
+    retry_max_age: Seconds = Field(
+        default=3 * 86400.0,
+        gt=0,
+        description="A delivery whose next attempt would come later than this after its first is "
+        "dead-lettered (cause `max_age`).",
+    )
+    retry_after_max: Seconds = Field(
+        default=6 * 3600.0, ge=0, description="Longest `Retry-After` honoured on a 429 or 503."
+    )
+    retry_client_errors: bool = Field(
+        default=True,
+        description="Retry 4xx answers other than 408, 410, 425 and 429; `false` dead-letters them at once.",
+    )
+    dead_letter_retention: Seconds | None = Field(
+        default=None,
+        gt=0,
+        description="How long dead letters are kept in `<prefix>.deliveries.dead` (a per-message TTL, "
+        "so it applies to letters parked after it is set); unset keeps them forever.",
+    )
     # Disable a subscription failing continuously this long (Svix: 5 days); 0 never does.
-    auto_disable_after: Seconds = Field(default=5 * 86400.0, ge=0)
-    # Metrics and probes of `hookline worker` (see workers/exporter.py); port 0 serves nothing.
-    metrics_port: int = Field(default=9191, ge=0, le=65535)
-    metrics_host: str = Field(default="0.0.0.0", min_length=1, max_length=255)  # noqa: S104 - a pod's scrape address
-    metrics_dir: DirectoryPath | None = None
-    metrics_event_types_max: int = Field(default=50, ge=0, le=10_000)
-    metrics_per_subscription: bool = False
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["auto", "json", "console"] = "auto"
+    auto_disable_after: Seconds = Field(
+        default=5 * 86400.0,
+        ge=0,
+        description="Disable a subscription whose deliveries have failed continuously this long; `0` "
+        "never does (410 Gone still disables).",
+    )
+    # Metrics and probes of `hookline worker` (see workers/ops/server.py); port 0 serves nothing.
+    metrics_port: int = Field(
+        default=9191,
+        ge=0,
+        le=65535,
+        description="Port of `hookline worker`'s `/metrics`, `/healthz` and `/readyz`; `0` serves nothing.",
+    )
+    metrics_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - a pod's scrape address
+        min_length=1,
+        max_length=255,
+        description="Address the `/metrics`, `/healthz` and `/readyz` server listens on.",
+    )
+    metrics_dir: DirectoryPath | None = Field(
+        default=None,
+        description="Existing, writable directory in which `hookline worker` creates its fresh "
+        "multiprocess-metrics directory, removed when it stops; unset: the system's temp directory.",
+    )
+    metrics_event_types_max: int = Field(
+        default=50,
+        ge=0,
+        le=10_000,
+        description="Distinct event types each worker process labels `hookline_events_received_total` "
+        "with; later ones count as `other`, `0` never labels.",
+    )
+    metrics_per_subscription: bool = Field(
+        default=False,
+        description="`true` adds a `subscription_id` label to `hookline_deliveries_total` and "
+        "`hookline_delivery_latency_seconds`: up to 29 series per subscription per pod.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`, in any case."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="`json`, `console`, or `auto` (console on a terminal, JSON otherwise)."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -1,4 +1,4 @@
-"""deploy/compose.yaml is a valid Compose file that runs the whole stack as the README says.
+"""deploy/compose.yaml is a valid Compose file that runs the whole stack as docs/deployment.md says.
 
 Validated offline against the Compose Specification's JSON schema, kept in
 tests/deploy/schemas (from check-jsonschema's vendored copy, Apache 2.0).

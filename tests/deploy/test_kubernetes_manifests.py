@@ -185,7 +185,7 @@ def test_every_hookline_container_takes_its_settings_from_the_configmap_and_its_
 
 
 def test_no_overlay_carries_the_credentials_secret(rendered: Rendered) -> None:
-    # Broker and database passwords are created in the cluster (README "Deployment"), never kept in git.
+    # Broker and database passwords are created in the cluster (docs/deployment.md), never kept in git.
     assert not [
         obj for obj in rendered.of_kind("Secret") if obj["metadata"]["name"] == "hookline-credentials"
     ]
@@ -272,17 +272,23 @@ def test_all_hookline_pods_run_the_same_tagged_image(rendered: Rendered) -> None
 # --- rollout -------------------------------------------------------------------------------------------
 
 
-def readme_first_phase_selector() -> list[tuple[str, str]]:
-    """The README's `kubectl apply -l` selector for the phase before the setup Job, as (key, value) pairs."""
-    selectors = set(re.findall(r"kubectl apply -k \$O -l '([^']+)'", (REPO / "README.md").read_text()))
-    assert len(selectors) == 1, f"the README should use one first-phase selector, found {selectors}"
+def documented_first_phase_selector() -> list[tuple[str, str]]:
+    """The docs' `kubectl apply -l` selector for the phase before the setup Job, as (key, value) pairs.
+
+    docs/deployment.md (first install) must give it, and docs/operations.md (later releases) no other.
+    """
+    pattern = r"kubectl apply -k \$O -l '([^']+)'"
+    install = set(re.findall(pattern, (REPO / "docs" / "deployment.md").read_text()))
+    selectors = install | set(re.findall(pattern, (REPO / "docs" / "operations.md").read_text()))
+    assert install, "docs/deployment.md should give the first-phase selector"
+    assert len(selectors) == 1, f"the docs should use one first-phase selector, found {selectors}"
     pairs = [term.split("!=") for term in selectors.pop().split(",")]
     assert all(len(pair) == 2 for pair in pairs), "only `key!=value` terms are expected"
     return [(key, value) for key, value in pairs]
 
 
-def test_the_readmes_first_rollout_phase_applies_the_setup_job_and_no_worker(rendered: Rendered) -> None:
-    excluded = readme_first_phase_selector()
+def test_the_documented_first_rollout_phase_applies_the_setup_job_and_no_worker(rendered: Rendered) -> None:
+    excluded = documented_first_phase_selector()
     first = [
         obj
         for obj in rendered.objects
@@ -447,5 +453,5 @@ def test_the_broker_keeps_messages_on_a_persistent_volume(rendered: Rendered) ->
     cluster = rendered.one("RabbitmqCluster", "hookline-rabbitmq")
     assert cluster["spec"]["persistence"]["storage"]
     # Classic queues are not replicated: more nodes would add failure points, not availability
-    # (README "Queue durability: classic, not quorum").
+    # (docs/deployment.md, "Queue durability: classic, not quorum").
     assert cluster["spec"]["replicas"] == 1

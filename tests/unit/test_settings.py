@@ -10,7 +10,7 @@ from producer.settings import ProducerSettings, load, redacted_url
 from workers.settings import Settings
 
 
-def test_defaults_match_the_readme() -> None:
+def test_the_defaults_are_the_documented_ones() -> None:
     settings = load(Settings)
     assert settings.amqp_url == "amqp://guest:guest@localhost:5672/%2F"
     assert settings.database_url == "sqlite:///hookline.db"

@@ -1,10 +1,9 @@
 """Log lines written in batches: one ``write()`` per few kilobytes of whole lines, not one per line.
 
-A worker process logs a line per delivery, from many threads. Each line used
-to be its own system call, and each call hands the GIL to another thread: at
-INFO that cost about 0.24 ms of CPU per delivery, an eighth of all of it
-(``hookline bench``, worker CPU per delivery with and without INFO lines).
-So lines wait here for at most :data:`FLUSH_SECONDS` and go out together.
+A worker process logs a line per delivery, from many threads. Written one at
+a time, each line would be its own system call, and each call hands the GIL
+to another thread: at INFO, a noticeable share of every delivery's CPU. So
+lines wait here for at most :data:`FLUSH_SECONDS` and go out together.
 
 Lines are written whole, in chunks of at most ``PIPE_BUF`` bytes, so lines
 from the worker processes that share one stderr pipe (a container's) never

@@ -5,7 +5,7 @@ server. Without ``PROMETHEUS_MULTIPROC_DIR`` they count in :data:`REGISTRY`, in
 this process (what unit tests read). Under ``hookline worker`` that variable is
 set before the worker processes start, so each process writes its values to its
 own memory-mapped files there and the parent's ``/metrics`` adds them up (see
-:mod:`workers.exporter`). The README's "Metrics" section lists every series.
+:mod:`workers.ops.exporter`). docs/metrics.md lists every series.
 
 This module imports prometheus_client, which picks its value class (in
 process, or multiprocess files) once, when first imported: ``hookline worker``

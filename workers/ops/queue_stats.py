@@ -20,7 +20,7 @@ from producer.settings import redacted_url
 from workers.broker.topology import Topology
 from workers.errors import BrokerUnreachable, describe_cause
 
-# role -> what it holds; the README's metrics table lists the same.
+# role -> what it holds; docs/metrics.md (hookline_queue_messages) lists the same.
 ROLES = ("events", "retries", "delayed", "dead_letters", "invalid_events", "crashed")
 # Roles whose queues have consumers: a zero there means no worker takes that work.
 CONSUMED = ("events", "retries")

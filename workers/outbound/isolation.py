@@ -190,8 +190,8 @@ class Endpoints:
             state.timed_out = isinstance(failure, DeliveryTimeout)
             state.answering = not state.timed_out
             # Every waiter re-checks: the cap may have grown from 1, and a woken waiter may find its
-            # slot already taken by a thread that just arrived. Waking only one then left the others
-            # asleep until their wait ran out and sent them to RabbitMQ (20 % less throughput).
+            # slot already taken by a thread that just arrived. Waking only one would leave the others
+            # asleep until their wait ran out and sent them to RabbitMQ, deferring work a slot was free for.
             state.slot_freed.notify_all()
             was_probe, state.probing = state.probing, False
             if not trouble:

@@ -3,11 +3,11 @@
 The fan-out makes the first attempts of an event with several subscriptions
 side by side, so that one slow endpoint does not hold up the event's other
 deliveries. Threads for that are kept few: each extra thread contending for
-the GIL costs every delivery CPU (``hookline bench --subscriptions 10``: 1.04
-ms of worker CPU per delivery with 4 spare threads per process, 1.78 ms with
-16). And a spare thread is never waited for: when none is idle (every one
-busy, perhaps on hanging requests), the caller does the work itself, so the
-fan-out always makes progress.
+the GIL makes every delivery in the process cost more CPU, healthy ones
+included, so a handful buys the overlap and more only add hand-offs. And a
+spare thread is never waited for: when none is idle (every one busy, perhaps
+on hanging requests), the caller does the work itself, so the fan-out always
+makes progress.
 """
 
 from __future__ import annotations
