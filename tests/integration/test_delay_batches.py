@@ -229,3 +229,33 @@ def test_a_delivery_whose_retry_cannot_be_stored_leaves_its_event_in_the_events_
     assert json.loads(body)["id"] == event_id
     assert len(hook_receiver.on("/down")) == 1
     wait_until(lambda: "message_rejected" in worker.log_path.read_text(), timeout=10, what="the log line")
+
+
+def test_batches_are_cut_by_the_bytes_they_encode_to_not_by_characters(
+    connect: Connect, queue: str, amqp_url: str
+) -> None:
+    # An emoji is one character and twelve bytes in the message (JSON escapes it as a pair).
+    emoji = [{**delivery(n), "payload": "\U0001f600" * 2000} for n in range(10)]
+    max_bytes = 64 * 1024  # the ten payloads are 20,000 characters, and 240,000 bytes encoded
+    batches = batcher(connect, linger=0.2, max_bytes=max_bytes)
+    for future in [batches.send(queue, each) for each in emoji]:
+        future.result(timeout=10)
+    bodies = raw_bodies(amqp_url, queue)
+    assert len(bodies) >= 4
+    envelope = 400  # the message around its deliveries: actor, queue, ids
+    assert all(len(body) <= max_bytes + envelope for body in bodies), [len(body) for body in bodies]
+    assert [each for body in bodies for each in json.loads(body)["kwargs"]["deliveries"]] == emoji
+
+
+def raw_bodies(amqp_url: str, queue: str) -> list[bytes]:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    bodies = []
+    while True:
+        method, _properties, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            break
+        assert body is not None
+        bodies.append(body)
+    connection.close()
+    return bodies

@@ -2,17 +2,17 @@
 
 Every delivery that must wait (a retry, or a deferral while its endpoint is
 busy, stalled or behind an open breaker) is published to a delay queue before
-the message that carried it is acked. One confirmed publish per delivery cost
-RabbitMQ and the worker about as much CPU as a healthy delivery: an endpoint
-that hangs and receives half the events cut the healthy ones' throughput by
-a quarter. So deliveries are handed to one thread per process, which gathers
-those that arrive within ``linger`` seconds and publishes each delay queue's
-share as one message (``{"deliveries": [...]}``, for the retry actor), on its
-own connection, confirmed. In ``tests/benchmarks/isolation.py`` that cut
-RabbitMQ's extra CPU for the hanging endpoint's deliveries by about four.
+the message that carried it is acked. A confirmed publish per delivery would
+cost RabbitMQ and the worker about as much CPU as a healthy delivery, so an
+endpoint that hangs, and makes every delivery to it wait, would take the CPU
+the healthy endpoints need. So deliveries are handed to one thread per
+process, which gathers those that arrive within ``linger`` seconds and
+publishes each delay queue's share as one message (``{"deliveries": [...]}``,
+for the retry actor), on its own connection, confirmed: one publish and one
+confirm for many deliveries.
 
 Callers get a future per delivery and do not wait for it: the ack of their
-message waits instead (workers/heldacks.py), so no worker thread is held.
+message waits instead (workers/broker/heldacks.py), so no worker thread is held.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+import dramatiq
 import pika
 import pika.exceptions
 from dramatiq import Message
@@ -62,6 +63,15 @@ class _Chunk:
         return len(self.items) < max_deliveries and self.size + waiting.size <= max_bytes
 
 
+def encoded_size(delivery: dict[str, Any]) -> int:
+    """The bytes ``delivery`` takes in a message, as dramatiq's encoder writes it.
+
+    Not its characters: JSON escapes each non-ASCII character (12 bytes for an
+    emoji), so a batch counted in characters could be ten times its cap.
+    """
+    return len(dramatiq.get_encoder().encode(delivery))
+
+
 class DelayBatcher:
     """Publishes deliveries to delay queues in batches, from one thread with its own connection."""
 
@@ -89,7 +99,7 @@ class DelayBatcher:
 
     def send(self, queue: str, delivery: dict[str, Any]) -> Future[None]:
         """Hand over one delivery for ``queue``; the future fails with DelayNotStored if it was not stored."""
-        waiting = _Waiting(queue, delivery, len(delivery.get("payload") or ""), time.monotonic())
+        waiting = _Waiting(queue, delivery, encoded_size(delivery), time.monotonic())
         waiting.future.set_running_or_notify_cancel()  # a running future cannot be cancelled under us
         with self._lock:
             if self._thread is None:
