@@ -75,7 +75,10 @@ class Settings(ProducerSettings):
         default=15.0,
         gt=0,
         le=300,
-        description="Seconds for a whole attempt: connect, send, and read the answer.",
+        description=(
+            "Seconds for a whole attempt, one deadline for every phase: name resolution, connect, "
+            "TLS, sending, interim responses, headers and the body read."
+        ),
     )
     subscription_refresh_seconds: float = Field(
         default=2.0,

@@ -6,13 +6,14 @@ httpx. A webhook POST needs none of what httpx's ``Client`` adds on top
 saves CPU on every POST, which is the hottest path of a worker. httpx still
 parses each subscription URL, once.
 
-httpcore has per-phase timeouts but no overall one; a receiver that trickles
-its body could hold a worker thread far longer than ``HOOKLINE_HTTP_TIMEOUT``.
-So every phase gets the whole budget and the body is read in chunks against
-the deadline. At most ``HOOKLINE_MAX_RESPONSE_BYTES`` of a body are read:
-enough for logs and dead letters, never a whole huge or endless response.
+httpcore has per-phase timeouts but no overall one, so a POST runs within
+one deadline, ``HOOKLINE_HTTP_TIMEOUT`` after it started, that every network
+call beneath it keeps (:mod:`workers.outbound.deadline`): name resolution,
+connect, TLS, sending, interim responses, headers and body together. At most
+``HOOKLINE_MAX_RESPONSE_BYTES`` of a body are read: enough for logs and dead
+letters, never a whole huge or endless response.
 
-Connections are opened through the SSRF guard (:mod:`workers.netguard`) and TLS
+Connections are opened through the SSRF guard (:mod:`workers.outbound.netguard`) and TLS
 certificates are always verified, against ``HOOKLINE_CA_BUNDLE`` when it is set.
 Redirects are never followed: a 3xx is returned like any other status.
 
@@ -42,7 +43,7 @@ from workers.errors import (
     DnsFailure,
     TlsFailure,
 )
-from workers.outbound import netguard
+from workers.outbound import deadline, netguard
 from workers.settings import Settings
 
 USER_AGENT = f"hookline/{version('hookline')}".encode()
@@ -101,7 +102,8 @@ def build_client(
 
     ``resolver`` turns a host name into addresses; tests pass a fake one.
     """
-    backend = netguard.GuardedBackend(netguard.AddressPolicy.from_settings(settings), resolver)
+    guarded = netguard.GuardedBackend(netguard.AddressPolicy.from_settings(settings), resolver)
+    backend = deadline.DeadlineBackend(guarded)
     pool = httpcore.ConnectionPool(
         ssl_context=tls_context(settings),
         max_connections=max_connections,
@@ -146,13 +148,16 @@ def post(
     """
     started = time.monotonic()
     target = _target(url)
-    phases = {"connect": min(client.connect_timeout, timeout), "read": timeout, "write": timeout}
+    phases = {"connect": client.connect_timeout, "read": timeout, "write": timeout, "pool": timeout}
     request_headers = [*target.headers, *((k.encode(), v.encode()) for k, v in headers.items())]
     try:
-        with client.pool.stream(
-            "POST", target.url, headers=request_headers, content=body, extensions={"timeout": phases}
-        ) as response:
-            excerpt = _read_excerpt(response, started + timeout, client.max_response_bytes)
+        with (
+            deadline.within(started + timeout),
+            client.pool.stream(
+                "POST", target.url, headers=request_headers, content=body, extensions={"timeout": phases}
+            ) as response,
+        ):
+            excerpt = _read_excerpt(response, client.max_response_bytes)
     except httpcore.UnsupportedProtocol as exc:
         raise ConnectFailure(f"unsupported URL: {exc}") from exc
     except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
@@ -171,7 +176,7 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
-def _read_excerpt(response: httpcore.Response, deadline: float, limit: int) -> bytes:
+def _read_excerpt(response: httpcore.Response, limit: int) -> bytes:
     if limit == 0:
         return b""  # nothing is kept, so nothing is read: closing the stream drops the connection
     excerpt = bytearray()
@@ -179,8 +184,6 @@ def _read_excerpt(response: httpcore.Response, deadline: float, limit: int) -> b
         excerpt += chunk[: limit - len(excerpt)]
         if len(excerpt) >= limit:
             break
-        if time.monotonic() > deadline:
-            raise httpcore.ReadTimeout("response body not complete before the deadline")
     return bytes(excerpt)
 
 

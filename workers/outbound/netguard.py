@@ -18,9 +18,12 @@ networks through; ``HOOKLINE_ALLOW_PRIVATE_NETWORKS`` lifts the guard (developme
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as ResolveTimeout
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
@@ -33,6 +36,11 @@ IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
 # (host, port) -> the addresses the host resolves to, as text.
 Resolver = Callable[[str, int], Sequence[str]]
+# getaddrinfo has no timeout of its own: it runs on these threads, and the caller waits for it no
+# longer than its connect budget. A lookup that hangs keeps its thread until the system resolver
+# gives up, so the pool is bounded; while all are busy, lookups queue, still within their budget.
+RESOLVER_THREADS = 8
+_resolver_pool = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="resolve")
 
 _PRIVATE = tuple(
     ip_network(net)
@@ -131,8 +139,8 @@ class GuardedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        addresses = self.checked_addresses(host, port)
         deadline = None if timeout is None else time.monotonic() + timeout
+        addresses = self.checked_addresses(host, port, timeout)
         failures: list[httpcore.ConnectError] = []
         # Like socket.create_connection: each address in turn, within one connect budget.
         for address in addresses:
@@ -145,9 +153,9 @@ class GuardedBackend(httpcore.NetworkBackend):
                 failures.append(exc)
         raise failures[-1]
 
-    def checked_addresses(self, host: str, port: int) -> list[str]:
+    def checked_addresses(self, host: str, port: int, timeout: float | None = None) -> list[str]:
         """The addresses to connect to for ``host``; BlockedAddress if any of them is refused."""
-        addresses = [host] if _is_ip_literal(host) else self._resolve(host, port)
+        addresses = [host] if _is_ip_literal(host) else self._resolve(host, port, timeout)
         for address in addresses:
             refused = self._policy.refusal(ip_address(address))
             if refused is not None:
@@ -156,12 +164,19 @@ class GuardedBackend(httpcore.NetworkBackend):
                 raise BlockedAddress(f"refused to deliver to {shown}: {refused} address")
         return addresses
 
-    def _resolve(self, host: str, port: int) -> list[str]:
+    def _resolve(self, host: str, port: int, timeout: float | None) -> list[str]:
         try:
-            return _some(self._resolver(host, port))
+            return _some(self._lookup(host, port, timeout))
         except (socket.gaierror, UnicodeError) as exc:
             # As httpcore's own backend reports it: http._classify makes it a DnsFailure.
             raise httpcore.ConnectError(f"name resolution failed for {host}: {exc}") from exc
+
+    def _lookup(self, host: str, port: int, timeout: float | None) -> Sequence[str]:
+        with contextlib.suppress(ResolveTimeout):
+            return _resolver_pool.submit(self._resolver, host, port).result(timeout)
+        # Raised outside the except clause, so that it ends the chain: httpcore's pool re-raises the
+        # ConnectError above `from None`, and http._classify finds this at the root of the chain.
+        raise socket.gaierror(socket.EAI_AGAIN, f"no answer within {timeout:.3g}s")
 
     def sleep(self, seconds: float) -> None:
         self._backend.sleep(seconds)
