@@ -34,12 +34,29 @@ def _networks(value: object) -> object:
     return value
 
 
+# IPv6 ranges that stand for IPv4 addresses (the SSRF guard judges an address in them by the IPv4
+# address inside): allowing one would open IPv4 space the operator did not name.
+_TRANSLATED = {
+    "IPv4-mapped": ip_network("::ffff:0:0/96"),
+    "NAT64": ip_network("64:ff9b::/96"),
+    "6to4": ip_network("2002::/16"),
+}
+
+
 def _network(text: str) -> IPv4Network | IPv6Network:
     try:
-        return ip_network(text)
+        network = ip_network(text)
     except ValueError as exc:
         # ipaddress says what is wrong ("has host bits set", "does not appear to be..."): keep it.
         raise ValueError(f"not a CIDR network: {exc}") from exc
+    if network.prefixlen == 0:
+        raise ValueError(f"{network} would open every address: name the private networks to allow")
+    for name, translated in _TRANSLATED.items():
+        if isinstance(network, IPv6Network) and network.overlaps(translated):
+            raise ValueError(
+                f"{network} overlaps {name} space ({translated}): allow the IPv4 network it stands for"
+            )
+    return network
 
 
 # A duration: a number of seconds, or text such as "5s", "5m", "2h", "3d".
@@ -137,7 +154,8 @@ class Settings(ProducerSettings):
     allowed_networks: Networks = Field(
         default=(),
         description="Comma-separated CIDR networks deliverable even though private, e.g. "
-        "`10.20.0.0/16,127.0.0.1/32`.",
+        "`10.20.0.0/16,127.0.0.1/32`; `0.0.0.0/0`, `::/0` and IPv6 ranges overlapping the "
+        "IPv4-mapped, NAT64 or 6to4 space are refused.",
     )
     ca_bundle: FilePath | None = Field(
         default=None,

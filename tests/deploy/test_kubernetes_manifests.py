@@ -41,6 +41,11 @@ CRD_SCHEMAS = {
 
 # Ranges no subscriber legitimately lives in, which the egress rule to the internet must leave out.
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
+# Not private, but no webhook may reach them: benchmarking, IETF protocol assignments, multicast,
+# reserved (240/4 holds the broadcast address).
+UNDELIVERABLE_V4 = ("198.18.0.0/15", "192.0.0.0/24", "224.0.0.0/4", "240.0.0.0/4")
+# IPv6 that reaches IPv4 space through a translator, link-local, unique-local and multicast.
+UNDELIVERABLE_V6 = ("fc00::/7", "fe80::/10", "::ffff:0:0/96", "64:ff9b::/96", "2002::/16", "ff00::/8")
 
 QUEUES_OF = {"fan-out": ["events"], "delivery": ["retries"]}
 
@@ -393,13 +398,15 @@ def test_egress_to_the_internet_leaves_out_private_link_local_and_shared_ranges(
     internet = [block for block in blocks if block["cidr"] == "0.0.0.0/0"]
     assert len(internet) == 1
     excluded = [ipaddress.ip_network(cidr) for cidr in internet[0]["except"]]
-    for cidr in PRIVATE_RANGES:
+    for cidr in PRIVATE_RANGES + UNDELIVERABLE_V4:
         network = ipaddress.ip_network(cidr)
         assert any(network.subnet_of(ex) for ex in excluded), f"{cidr} is reachable"
     v6 = [block for block in blocks if block["cidr"] == "::/0"]
     assert v6, "IPv6 internet rule missing"
-    for cidr in ("fc00::/7", "fe80::/10", "::ffff:0:0/96"):
-        assert cidr in v6[0]["except"]
+    excluded_v6 = [ipaddress.ip_network(cidr) for cidr in v6[0]["except"]]
+    for cidr in UNDELIVERABLE_V6:
+        network = ipaddress.ip_network(cidr)
+        assert any(network.subnet_of(ex) for ex in excluded_v6), f"{cidr} is reachable"
 
 
 def test_egress_reaches_dns_the_broker_and_the_database(rendered: Rendered) -> None:

@@ -248,3 +248,29 @@ def test_an_invalid_allowed_network_is_one_line_naming_the_variable(
 ) -> None:
     message = one_line_error(monkeypatch, "HOOKLINE_ALLOWED_NETWORKS", value)
     assert "HOOKLINE_ALLOWED_NETWORKS: not a CIDR network" in message
+
+
+@pytest.mark.parametrize("value", ["0.0.0.0/0", "::/0", "10.0.0.0/8,0.0.0.0/0"])
+def test_an_allowlist_entry_that_opens_every_address_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    message = one_line_error(monkeypatch, "HOOKLINE_ALLOWED_NETWORKS", value)
+    assert "would open every address" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "space"),
+    [
+        ("::ffff:10.0.0.0/104", "IPv4-mapped"),
+        ("64:ff9b::/96", "NAT64"),
+        ("64:ff9b::a00:0/120", "NAT64"),
+        ("2002:a00::/24", "6to4"),
+        ("::/1", "IPv4-mapped"),  # broad enough to hold a translation range
+    ],
+)
+def test_an_allowlist_entry_in_ipv6_space_that_stands_for_ipv4_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str, space: str
+) -> None:
+    message = one_line_error(monkeypatch, "HOOKLINE_ALLOWED_NETWORKS", value)
+    assert f"overlaps {space} space" in message
+    assert "allow the IPv4 network it stands for" in message
