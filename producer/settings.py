@@ -7,6 +7,9 @@ variable, so :func:`load` turns pydantic's multi-line report into a
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -16,6 +19,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from producer.errors import ConfigurationError
 
 ENV_PREFIX = "HOOKLINE_"
+# How alike (difflib's ratio) a variable must be to a setting to count as its misspelling: catches
+# a swapped or missing letter (AMQP_ULR, RETRY_SHEDULE), not a different name (TEST_AMQP_URL).
+_CLOSE_ENOUGH = 0.8
 
 
 class ProducerSettings(BaseSettings):
@@ -56,10 +62,40 @@ S = TypeVar("S", bound=BaseSettings)
 
 def load(cls: type[S]) -> S:
     """Read settings of type ``cls`` from the environment, or raise one clear error."""
+    misspelt = misspelt_variables(os.environ)
+    if misspelt:
+        raise ConfigurationError("unknown setting " + "; ".join(misspelt))
     try:
         return cls()
     except ValidationError as exc:
         raise ConfigurationError(describe(exc)) from None
+
+
+def misspelt_variables(environ: Mapping[str, str]) -> list[str]:
+    """``HOOKLINE_*`` variables that are no setting but close to one, each with the one it resembles.
+
+    A misspelt variable would otherwise be ignored, and its setting silently
+    keep its default. Known are the fields of every settings class loaded in
+    this process (a publisher knows only its own; the workers know them all);
+    a variable resembling none (``HOOKLINE_TEST_*``, say) is left alone.
+    """
+    known = {name for family in _settings_classes() for name in family.model_fields}
+    found = []
+    for variable in sorted(environ):
+        name = variable.removeprefix(ENV_PREFIX).lower()
+        if not variable.startswith(ENV_PREFIX) or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=_CLOSE_ENOUGH)
+        if close:
+            found.append(f"{variable}: did you mean {ENV_PREFIX}{close[0].upper()}?")
+    return found
+
+
+def _settings_classes() -> list[type[BaseSettings]]:
+    family: list[type[BaseSettings]] = [ProducerSettings]
+    for cls in family:
+        family.extend(cls.__subclasses__())
+    return family
 
 
 def describe(exc: ValidationError) -> str:

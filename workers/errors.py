@@ -209,4 +209,6 @@ class DelayNotStored(HooklineError):
 def describe_cause(exc: BaseException) -> str:
     """What really went wrong under a library's wrapping, in a few words, for an error message."""
     cause = root_cause(exc)
-    return str(cause) or type(cause).__name__
+    # pika's closes carry (reply_code, reply_text) as args: the text alone reads as a sentence.
+    reply_text = getattr(cause, "reply_text", None)
+    return str(reply_text or cause) or type(cause).__name__

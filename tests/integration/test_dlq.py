@@ -11,8 +11,9 @@ import dramatiq
 import pika
 import pytest
 from click.testing import CliRunner, Result
-from support.processes import messages, run_hookline, run_json, wait_until
+from support.processes import messages, queue_exists, run_hookline, run_json, wait_until
 
+from producer.settings import redacted_url
 from workers.broker.topology import RETRY_ACTOR, Topology
 from workers.cli import cli
 from workers.errors import DeadLetterError
@@ -469,3 +470,20 @@ def test_a_broker_that_cannot_be_reached_is_named_without_its_password(hookline_
 
     assert "amqp://guest:***@127.0.0.1:1/%2F" in str(raised.value)
     assert "s3cret-pw" not in str(raised.value)
+
+
+def test_list_with_a_mistyped_prefix_says_the_queue_is_missing_and_creates_nothing(
+    hookline_env: dict[str, str],
+) -> None:
+    mistyped = {**hookline_env, "HOOKLINE_QUEUE_PREFIX": hookline_env["HOOKLINE_QUEUE_PREFIX"] + "x"}
+    result = run_hookline(mistyped, "dlq", "list", check=False)
+    dead_letters = f"{mistyped['HOOKLINE_QUEUE_PREFIX']}.deliveries.dead"
+    assert result.returncode == 1
+    where = redacted_url(mistyped["HOOKLINE_AMQP_URL"])
+    expected = (
+        f"hookline: NOT_FOUND - no queue '{dead_letters}' in vhost '/' on {where}: "
+        "check HOOKLINE_QUEUE_PREFIX, or run `hookline setup`"
+    )
+    assert result.stderr.strip().splitlines() == [expected]
+    assert not queue_exists(mistyped["HOOKLINE_AMQP_URL"], dead_letters)
+    assert not queue_exists(mistyped["HOOKLINE_AMQP_URL"], f"{mistyped['HOOKLINE_QUEUE_PREFIX']}.retries")

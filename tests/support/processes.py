@@ -75,6 +75,21 @@ def messages(amqp_url: str, queue: str) -> int:
     return _declare_passive(amqp_url, queue)[0]
 
 
+def queue_exists(amqp_url: str, queue: str) -> bool:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        connection.channel().queue_declare(queue, passive=True)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 404:
+            raise
+        return False
+    else:
+        return True
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
 def _declare_passive(amqp_url: str, queue: str) -> tuple[int, int]:
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:

@@ -47,3 +47,21 @@ def test_every_wrong_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_redacted_urls_hide_the_password_only() -> None:
     assert redacted_url("amqp://app:s3cret@rabbit:5672/prod") == "amqp://app:***@rabbit:5672/prod"
     assert redacted_url("amqp://rabbit/") == "amqp://rabbit/"
+
+
+def test_a_misspelt_variable_is_an_error_naming_it_and_the_setting_it_resembles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = one_line_error(monkeypatch, "HOOKLINE_RETRY_SHEDULE", "5s,1m")
+    assert message == "unknown setting HOOKLINE_RETRY_SHEDULE: did you mean HOOKLINE_RETRY_SCHEDULE?"
+
+
+def test_a_publisher_is_told_of_a_misspelt_broker_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = one_line_error(monkeypatch, "HOOKLINE_AMQP_ULR", "amqp://h", settings=ProducerSettings)
+    assert "did you mean HOOKLINE_AMQP_URL?" in message
+
+
+def test_a_variable_that_resembles_no_setting_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKLINE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+    monkeypatch.setenv("HOOKLINE_BENCH_DIR", "bench-run")
+    assert load(Settings).amqp_url == Settings().amqp_url

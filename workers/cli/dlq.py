@@ -1,7 +1,8 @@
 """``hookline dlq``: list, show, replay and purge dead-lettered deliveries.
 
-Every command declares the topology first, so the queues exist. Broker and
-store errors propagate as HooklineError; the ``hookline`` root prints them as
+No command declares anything: a queue that does not exist (``hookline setup``
+not run, or a mistyped ``HOOKLINE_QUEUE_PREFIX``) is an error, not a new
+queue. Broker and store errors propagate as HooklineError; the ``hookline`` root prints them as
 one line and exits 1. ``replay`` and ``purge`` also exit 1 when something was
 refused or not found, so scripts notice.
 """
@@ -17,7 +18,6 @@ from typing import Any
 import click
 
 from producer.settings import load
-from workers.broker import rabbitmq
 from workers.broker.topology import Topology
 from workers.cli.output import json_option, print_json, print_record, print_table
 from workers.durations import parse_duration
@@ -219,9 +219,9 @@ def _seconds(duration: str) -> float:
 
 
 def _settings() -> Settings:
-    settings = load(Settings)
-    rabbitmq.ensure(settings)  # the dead-letters and retries queues exist from here on
-    return settings
+    # Nothing is declared here: a mistyped HOOKLINE_QUEUE_PREFIX must not create queues. A
+    # missing queue is one line saying so (workers/ops/dlq.py).
+    return load(Settings)
 
 
 @contextlib.contextmanager

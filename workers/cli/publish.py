@@ -19,6 +19,7 @@ import click
 from producer.errors import InvalidEvent
 from producer.event import Event, decode_json, new_event_id, now_timestamp
 from producer.publisher import Publisher
+from workers import settings as _all_settings  # noqa: F401 - its names make a misspelt worker setting an error here too
 from workers.cli.output import json_option, print_json
 
 CHUNK = 10_000  # lines validated and handed to publish_many at a time: bounds memory, keeps the pipe full

@@ -49,6 +49,7 @@ Progress = Callable[[int, int], None]
 SCAN_IDLE_SECONDS = 3.0
 # prefetch-count is a 16-bit field; 0 means no limit.
 MAX_PREFETCH = 65535
+NOT_FOUND = 404  # the reply code of a passive declare of a queue that does not exist
 # What a message without a message_id is called (only a body that is not a dead letter lacks one).
 NO_ID = "(no message_id)"
 
@@ -339,6 +340,12 @@ def _channel(settings: Settings) -> Iterator[BlockingChannel]:
         raise DeadLetterError(f"cannot connect to {where}: {describe_cause(exc)}") from exc
     try:
         yield connection.channel()
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == NOT_FOUND:
+            raise DeadLetterError(
+                f"{describe_cause(exc)} on {where}: check HOOKLINE_QUEUE_PREFIX, or run `hookline setup`"
+            ) from exc
+        raise DeadLetterError(f"dead-letters queue on {where}: {describe_cause(exc)}") from exc
     except pika.exceptions.AMQPError as exc:
         raise DeadLetterError(f"dead-letters queue on {where}: {describe_cause(exc)}") from exc
     finally:

@@ -16,6 +16,7 @@ from workers.outbound.signing import secret_key, sign
 
 # Receivers should refuse timestamps far from their clock (Standard Webhooks: 5 minutes).
 TOLERANCE_SECONDS = 300
+UNVERIFIED_STATUS = 401
 
 
 def verify(keys: Sequence[bytes], headers: dict[str, str], body: bytes) -> bool:
@@ -57,7 +58,10 @@ def serve(
             except ValueError:
                 record["payload"] = body.decode("utf-8", "replace")
             emit(record)
-            self.send_response(status)
+            # A real endpoint must refuse what it cannot verify: this one shows how, and lets a user
+            # see hookline retry it (401 is a client error, retried unless HOOKLINE_RETRY_CLIENT_ERRORS
+            # is false).
+            self.send_response(status if record["verified"] is not False else UNVERIFIED_STATUS)
             self.send_header("content-length", "0")
             self.end_headers()
 
