@@ -11,7 +11,7 @@ import ssl
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, DirectoryPath, Field, FilePath, field_validator
+from pydantic import BeforeValidator, DirectoryPath, Field, FilePath, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
 from producer.settings import ProducerSettings
@@ -67,6 +67,9 @@ Schedule = Annotated[tuple[float, ...], NoDecode, BeforeValidator(_schedule)]
 Networks = Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode, BeforeValidator(_networks)]
 
 DEFAULT_MAX_RESPONSE_BYTES = 4096
+DEFAULT_BROKER_MAX_MESSAGE_BYTES = 128 * 1024 * 1024  # RabbitMQ's max_message_size default (3.8+)
+ENCODED_GROWTH = 3  # the most JSON escaping can grow a UTF-8 body in a dramatiq message
+MESSAGE_ENVELOPE_BYTES = 64 * 1024  # the delivery's other fields and the message around it
 
 # Svix's and the Standard Webhooks schedule after the first attempt: about 27.5 hours in all.
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
@@ -232,12 +235,33 @@ class Settings(ProducerSettings):
         description="`true` adds a `subscription_id` label to `hookline_deliveries_total` and "
         "`hookline_delivery_latency_seconds`: up to 29 series per subscription per pod.",
     )
+    broker_max_message_bytes: int = Field(
+        default=DEFAULT_BROKER_MAX_MESSAGE_BYTES,
+        ge=1024 * 1024,
+        le=512 * 1024 * 1024,
+        description="The broker's `max_message_size` (RabbitMQ's default: 128 MiB). Checked at start "
+        "against `HOOKLINE_MAX_EVENT_BYTES`: a delivery of the largest event, escaped as JSON, must fit.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`, in any case."
     )
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="`json`, `console`, or `auto` (console on a terminal, JSON otherwise)."
     )
+
+    @field_validator("broker_max_message_bytes")
+    @classmethod
+    def _largest_event_fits_in_a_message(cls, value: int, info: ValidationInfo) -> int:
+        # A delivery carries the webhook body as a JSON string in a dramatiq message: escaping can
+        # make it three times its bytes (an emoji's four bytes become a twelve-byte surrogate pair).
+        largest = info.data.get("max_event_bytes")
+        if largest is not None and largest * ENCODED_GROWTH + MESSAGE_ENVELOPE_BYTES > value:
+            raise ValueError(
+                f"the broker's limit must hold a delivery of the largest event: HOOKLINE_MAX_EVENT_BYTES "
+                f"({largest}) can encode to {largest * ENCODED_GROWTH} bytes; lower it, or raise both "
+                "the broker's max_message_size and this"
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -65,3 +65,21 @@ def test_a_variable_that_resembles_no_setting_is_left_alone(monkeypatch: pytest.
     monkeypatch.setenv("HOOKLINE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
     monkeypatch.setenv("HOOKLINE_BENCH_DIR", "bench-run")
     assert load(Settings).amqp_url == Settings().amqp_url
+
+
+def test_an_event_limit_whose_deliveries_could_outgrow_the_brokers_messages_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 64 MiB of emoji is 192 MiB once a delivery escapes it as JSON: over RabbitMQ's 128 MiB.
+    monkeypatch.setenv("HOOKLINE_MAX_EVENT_BYTES", str(64 * 1024 * 1024))
+    message = one_line_error(monkeypatch, "HOOKLINE_BROKER_MAX_MESSAGE_BYTES", str(128 * 1024 * 1024))
+    assert message.startswith(
+        "invalid setting HOOKLINE_BROKER_MAX_MESSAGE_BYTES: the broker's limit must hold"
+    )
+    assert "HOOKLINE_MAX_EVENT_BYTES (67108864) can encode to 201326592 bytes" in message
+
+
+def test_a_broker_limit_raised_to_match_admits_the_larger_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKLINE_MAX_EVENT_BYTES", str(64 * 1024 * 1024))
+    monkeypatch.setenv("HOOKLINE_BROKER_MAX_MESSAGE_BYTES", str(256 * 1024 * 1024))
+    assert load(Settings).max_event_bytes == 64 * 1024 * 1024
