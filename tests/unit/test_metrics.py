@@ -75,14 +75,16 @@ def test_invalid_events_never_carry_their_type_as_a_label() -> None:
     )
 
 
-def test_attempts_are_counted_by_result_and_timed_only_when_a_request_was_made() -> None:
-    attempts = value("hookline_delivery_attempts_total", result="circuit_open")
+def test_attempts_are_counted_by_result_and_timed() -> None:
+    answered = value("hookline_delivery_attempts_total", result="2xx")
+    timed_out = value("hookline_delivery_attempts_total", result="timeout")
     timed = value("hookline_delivery_attempt_duration_seconds_count")
     fast = value("hookline_delivery_attempt_duration_seconds_bucket", le="0.05")
     metrics.attempt_finished(StatusClass.SUCCESS, 0.03)
-    metrics.attempt_finished(Reason.CIRCUIT_OPEN, 0)
-    assert value("hookline_delivery_attempts_total", result="circuit_open") - attempts == 1
-    assert value("hookline_delivery_attempt_duration_seconds_count") - timed == 1
+    metrics.attempt_finished(Reason.TIMEOUT, 15.0)
+    assert value("hookline_delivery_attempts_total", result="2xx") - answered == 1
+    assert value("hookline_delivery_attempts_total", result="timeout") - timed_out == 1
+    assert value("hookline_delivery_attempt_duration_seconds_count") - timed == 2
     assert value("hookline_delivery_attempt_duration_seconds_bucket", le="0.05") - fast == 1
 
 

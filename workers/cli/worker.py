@@ -83,7 +83,7 @@ def worker(processes: int, threads: int, queues: tuple[str, ...], shutdown_timeo
 def _run_dramatiq(processes: int, threads: int, queues: list[str], shutdown_timeout: float) -> int:
     from dramatiq.cli import main, make_argument_parser  # noqa: PLC0415 - heavy, only this command needs it
 
-    argv = ["workers.app:broker", "--processes", str(processes), "--threads", str(threads)]
+    argv = ["workers.app:boot", "--processes", str(processes), "--threads", str(threads)]
     argv += ["--worker-shutdown-timeout", str(int(shutdown_timeout * 1000)), "--skip-logging"]
     argv += ["--queues", *queues]
     args = make_argument_parser().parse_args(argv)  # type: ignore[no-untyped-call] # unannotated in dramatiq

@@ -194,8 +194,7 @@ def event_received(outcome: EventOutcome, event_type: str | None) -> None:
 def attempt_finished(result: StatusClass | Reason, duration: float) -> None:
     """One HTTP request made: its status class when the endpoint answered, else the failure reason."""
     _metrics.attempts.labels(result).inc()
-    if duration > 0:
-        _metrics.attempt_duration.observe(duration)
+    _metrics.attempt_duration.observe(duration)
 
 
 def delivery_finished(

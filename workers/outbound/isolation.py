@@ -46,16 +46,10 @@ from workers.errors import (
 )
 from workers.vocabulary import BreakerChange, Refusal
 
-# Old names, until every caller uses the enums.
-BUSY = Refusal.ENDPOINT_BUSY
-STALLED = Refusal.ENDPOINT_STALLED
-OPEN = Refusal.CIRCUIT_OPEN
 # How long after a new endpoint's first request started deliveries wait for its answer: enough for
 # a connect and a TLS handshake to a distant host; if it hangs, its waiters are soon free again,
 # and later deliveries to it do not wait at all.
 FIRST_ANSWER_WAIT = 0.25
-OPENED = BreakerChange.OPENED
-CLOSED = BreakerChange.CLOSED
 
 
 @lru_cache(maxsize=4096)  # called per attempt; a process sees few distinct URLs

@@ -3,41 +3,47 @@
 An outcome is settled before the message that carried the delivery is acked:
 delivered, dead-lettered (published, confirmed), or sent to wait in a delay
 queue, for a retry or because its endpoint is busy. The last is batched
-(workers/delaybatch.py) and not waited for here: the futures are returned and
-the ack waits for them (workers/heldacks.py). Nothing else acks a delivery.
+(workers/broker/delaybatch.py) and not waited for here: the futures are
+returned and the ack waits for them (workers/broker/heldacks.py). Nothing else acks a delivery.
 
 First attempts are made by the fan-out itself, straight from the event
 (:meth:`Attempts.first_attempts`): a healthy delivery costs one HTTP request
 and no broker round trip. Only a delivery that failed, or whose endpoint was
 busy, goes through RabbitMQ, and comes back on the retries queue
 (:meth:`Attempts.run`).
+
+Attempts takes what it uses as narrow interfaces (the protocols below, wired
+to RabbitMQ, the database and the HTTP pool in :mod:`workers.app`), so it runs
+in a unit test with fakes, without RabbitMQ.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache, partial
-from typing import Any
+from typing import Protocol
 from urllib.parse import urlsplit
 
+from structlog.typing import FilteringBoundLogger
+
 from producer.event import unix_time
-from workers.broker.rabbitmq import HooklineBroker
 from workers.errors import BlockedAddress, CircuitOpen, DeliveryFailed
 from workers.observability import metrics
 from workers.observability.logs import get_logger
-from workers.outbound import isolation, webhook
+from workers.outbound import http, isolation
 from workers.outbound.signing import secret_key
 from workers.pipeline import deadletters, delivery
 from workers.pipeline import waiting as delays
 from workers.pipeline.retry_policy import GiveUp, RetryPolicy
 from workers.pipeline.sparethreads import SpareThreads
-from workers.runtime import Runtime
-from workers.subscriptions.autodisable import SubscriptionHealth
+from workers.settings import Settings
 from workers.subscriptions.store import Subscription
+from workers.vocabulary import BreakerChange, Cause, DeliveryOutcome, Reason, Refusal, StatusClass
 
 log = get_logger(component="deliver")
 
@@ -52,30 +58,73 @@ BUSY_WAIT_SECONDS = 1.0
 DEFER_MAX_SECONDS = 300.0
 
 
+class Subscriptions(Protocol):
+    """Looks a subscription up by id: the process's subscription cache (workers/subscriptions/cache.py)."""
+
+    def get(self, subscription_id: str) -> Subscription | None: ...
+
+
+class SendWebhook(Protocol):
+    """One signed POST: :func:`workers.outbound.webhook.send` with the process's HTTP pool and timeout.
+
+    Returns the 2xx response or raises a :class:`~workers.errors.DeliveryFailed` subclass.
+    """
+
+    def __call__(
+        self, url: str, keys: Sequence[bytes], webhook_id: str, payload: str, /
+    ) -> http.Response: ...
+
+
+class SendToWait(Protocol):
+    """Hands a delivery to the delay queue for its next hop (:func:`workers.pipeline.waiting.wait_in_broker`).
+
+    The future is done once RabbitMQ stored it; the message that carried the delivery is acked only then.
+    """
+
+    def __call__(self, item: delivery.Delivery, now: float, /) -> Future[None]: ...
+
+
+class ParkDeadLetter(Protocol):
+    """Parks a dead letter and returns once RabbitMQ confirmed it (:func:`deadletters.park_delivery`)."""
+
+    def __call__(self, dead: deadletters.DeadLetter, /) -> None: ...
+
+
+class Health(Protocol):
+    """Automatic disabling: :class:`~workers.subscriptions.autodisable.SubscriptionHealth`."""
+
+    def succeeded(self, subscription: Subscription) -> None: ...
+
+    def failed(self, subscription: Subscription, failure: DeliveryFailed, now: datetime) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Waits:
+    """The settings an attempt reads itself (the HTTP timeout also bounds :class:`SendWebhook`)."""
+
+    endpoint_busy_wait: float  # how long a delivery may wait for a slot at an endpoint making progress
+    http_timeout: float  # the soonest a hanging request frees its slot: a stalled endpoint's first deferral
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Waits:
+        return cls(endpoint_busy_wait=settings.endpoint_busy_wait, http_timeout=settings.http_timeout)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
 class Attempts:
     """Runs attempts and settles their outcomes: delivered, retry scheduled, or dead-lettered."""
 
-    def __init__(self, runtime: Runtime, broker: HooklineBroker, policy: RetryPolicy) -> None:
-        self.runtime = runtime
-        self.broker = broker
-        self.policy = policy
-        settings = runtime.settings
-        self.endpoints = isolation.Endpoints(
-            max_in_flight=settings.endpoint_max_in_flight,
-            failure_threshold=settings.breaker_failures,
-            cooldown=settings.breaker_cooldown,
-        )
-        self._health: SubscriptionHealth | None = None
-        retention = runtime.settings.dead_letter_retention
-        self.retention_ms = None if retention is None else int(retention * 1000)
-
-    @property
-    def health(self) -> SubscriptionHealth:
-        # Built on first use: the store exists only once the runtime opened the database.
-        if self._health is None:
-            after = self.runtime.settings.auto_disable_after
-            self._health = SubscriptionHealth(self.runtime.subscriptions.store, after, log)
-        return self._health
+    subscriptions: Subscriptions
+    send_webhook: SendWebhook
+    send_to_wait: SendToWait
+    park: ParkDeadLetter
+    health: Health
+    policy: RetryPolicy
+    endpoints: isolation.Endpoints
+    # Set when the worker begins to shut down: what has not been attempted yet waits in RabbitMQ.
+    stopping: threading.Event
+    waits: Waits
+    clock: Callable[[], float] = time.time  # wall-clock Unix seconds, as deliveries carry them
 
     def first_attempts(
         self, pairs: Sequence[tuple[delivery.Delivery, Subscription]], spare: SpareThreads
@@ -87,7 +136,7 @@ class Attempts:
         return side_by_side(spare, [partial(self.first, item, subscription) for item, subscription in pairs])
 
     def first(self, item: delivery.Delivery, subscription: Subscription, held: Held) -> None:
-        self.admit(item, subscription, time.time(), log_for(item), held)
+        self.admit(item, subscription, self.clock(), log_for(item), held)
 
     def run_all(self, items: Sequence[delivery.Delivery], spare: SpareThreads) -> Held:
         """:meth:`run` for each delivery of one message; what was handed on is returned, as above."""
@@ -95,8 +144,8 @@ class Attempts:
 
     def run(self, item: delivery.Delivery, held: Held) -> None:
         """An attempt for a delivery that came back from RabbitMQ (a retry, a deferral or a replay)."""
-        now = time.time()
-        if self.runtime.stopping.is_set():
+        now = self.clock()
+        if self.stopping.is_set():
             # A batch holds up to 50 deliveries: the worker stops after this message, not after
             # attempting all of them. Not an attempt: back in a second, for another worker.
             self.wait(replace(item, not_before=now), now, held)
@@ -110,49 +159,59 @@ class Attempts:
             self.admit(item, subscription, now, bound, held)
 
     def wait(self, item: delivery.Delivery, now: float, held: Held) -> None:
-        held.append(delays.wait_in_broker(self.runtime.delay_batcher, self.runtime.topology, item, now))
+        held.append(self.send_to_wait(item, now))
 
     def admit(
-        self, item: delivery.Delivery, subscription: Subscription, now: float, bound: Any, held: Held
+        self,
+        item: delivery.Delivery,
+        subscription: Subscription,
+        now: float,
+        bound: FilteringBoundLogger,
+        held: Held,
     ) -> None:
         """Attempt now, unless the endpoint is at its cap (defer) or its breaker is open (fail fast)."""
         bound = bound.bind(host=host_of(subscription.url))
         endpoint = isolation.endpoint_of(subscription.url)
-        refusal = self.endpoints.enter(endpoint, wait=self.runtime.settings.endpoint_busy_wait)
-        if refusal in (isolation.BUSY, isolation.STALLED):
+        refusal = self.endpoints.enter(endpoint, wait=self.waits.endpoint_busy_wait)
+        if refusal is Refusal.ENDPOINT_BUSY or refusal is Refusal.ENDPOINT_STALLED:
             self.defer(item, refusal, now, bound, held)
-        elif refusal == isolation.OPEN:
+        elif refusal is Refusal.CIRCUIT_OPEN:
+            # No request is made, so no attempt is counted (hookline_delivery_attempts_total counts
+            # requests): it shows as a retry or a dead letter with reason circuit_open.
             failure = CircuitOpen("circuit breaker open", retry_after=self.endpoints.reopens_in(endpoint))
-            metrics.attempt_finished(failure.reason, 0)
-            self.health.failed(subscription, failure, datetime.now(UTC))
+            self.health.failed(subscription, failure, self.utc_now())
             self.settle_failure(item, failure, attempted_at=now, duration=0, log=bound, held=held)
         else:
             self.attempt(item, subscription, endpoint, now, bound, held=held)
 
-    def defer(self, item: delivery.Delivery, refusal: str, now: float, bound: Any, held: Held) -> None:
+    def defer(
+        self, item: delivery.Delivery, refusal: Refusal, now: float, bound: FilteringBoundLogger, held: Held
+    ) -> None:
         # Not an attempt: the endpoint is slow, not failing. Wait in RabbitMQ, not on a thread, and
         # longer each time, so a large backlog for one slow endpoint does not churn through the broker.
-        first = BUSY_WAIT_SECONDS if refusal == isolation.BUSY else self.runtime.settings.http_timeout
+        first = BUSY_WAIT_SECONDS if refusal is Refusal.ENDPOINT_BUSY else self.waits.http_timeout
         wait = min(first * 2**item.deferrals, max(first, DEFER_MAX_SECONDS))
         later = replace(item, not_before=now + wait, deferrals=item.deferrals + 1)
         self.wait(later, now, held)
         metrics.deferred()
         bound.debug("delivery_deferred", reason=refusal, wait=wait)
 
-    def deliverable(self, item: delivery.Delivery, now: float, bound: Any) -> Subscription | None:
+    def deliverable(
+        self, item: delivery.Delivery, now: float, bound: FilteringBoundLogger
+    ) -> Subscription | None:
         """The subscription to deliver to, or None once the delivery was skipped or parked."""
-        subscription = self.runtime.subscriptions.get(item.subscription_id)
+        subscription = self.subscriptions.get(item.subscription_id)
         if subscription is None:
             bound.info("delivery_skipped", reason="subscription_removed")  # nowhere left to deliver it
-            self.finished(item, "skipped", attempts=item.attempt - 1)
+            self.finished(item, DeliveryOutcome.SKIPPED, attempts=item.attempt - 1)
             return None
         if not subscription.enabled:
             # Kept, not dropped: once the subscription is enabled again, `hookline dlq replay` sends it.
-            dead = deadletters.DeadLetter.of(item, "disabled", now, attempts=item.attempt - 1)
-            deadletters.park_delivery(self.broker, dead, self.retention_ms)
-            metrics.dead_lettered("disabled")
-            self.finished(item, "dead_lettered", attempts=item.attempt - 1)
-            bound.info("delivery_dead_lettered", cause="disabled", dead_letter=dead.id)
+            dead = deadletters.DeadLetter.of(item, Cause.DISABLED, now, attempts=item.attempt - 1)
+            self.park(dead)
+            metrics.dead_lettered(Cause.DISABLED)
+            self.finished(item, DeliveryOutcome.DEAD_LETTERED, attempts=item.attempt - 1)
+            bound.info("delivery_dead_lettered", cause=Cause.DISABLED, dead_letter=dead.id)
             return None
         return subscription
 
@@ -162,23 +221,16 @@ class Attempts:
         subscription: Subscription,
         endpoint: str,
         now: float,
-        bound: Any,
+        bound: FilteringBoundLogger,
         *,
         held: Held,
     ) -> None:
-        keys = [secret_key(secret) for secret in subscription.active_secrets(datetime.now(UTC))]
+        keys = [secret_key(secret) for secret in subscription.active_secrets(self.utc_now())]
         started = time.monotonic()
         failure: DeliveryFailed | None = None
         try:
             with metrics.in_flight():
-                response = webhook.send(
-                    self.runtime.http_client,
-                    subscription.url,
-                    keys,
-                    item.event_id,
-                    item.payload,
-                    timeout=self.runtime.settings.http_timeout,
-                )
+                response = self.send_webhook(subscription.url, keys, item.event_id, item.payload)
         except DeliveryFailed as exc:
             failure = exc
         finally:
@@ -186,27 +238,36 @@ class Attempts:
         duration = time.monotonic() - started
         if failure is not None:
             metrics.attempt_finished(result_of(failure), duration)
-            self.health.failed(subscription, failure, datetime.now(UTC))
+            self.health.failed(subscription, failure, self.utc_now())
             self.settle_failure(item, failure, attempted_at=now, duration=duration, log=bound, held=held)
             return
-        metrics.attempt_finished(status_class(response.status), duration)
+        metrics.attempt_finished(StatusClass.of(response.status), duration)
         self.health.succeeded(subscription)
-        self.finished(
-            item, "delivered", attempts=item.attempt, latency=time.time() - unix_time(item.event_timestamp)
-        )
+        latency = self.clock() - unix_time(item.event_timestamp)
+        self.finished(item, DeliveryOutcome.DELIVERED, attempts=item.attempt, latency=latency)
         bound.info("delivered", status=response.status, duration=round(response.duration, 4))
 
-    def breaker_changed(self, endpoint: str, change: str | None, bound: Any) -> None:
+    def utc_now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def breaker_changed(
+        self, endpoint: str, change: BreakerChange | None, bound: FilteringBoundLogger
+    ) -> None:
         if change is None:
             return
         metrics.set_breakers_open(self.endpoints.open_breakers())
-        if change == isolation.OPENED:
+        if change is BreakerChange.OPENED:
             bound.warning("circuit_opened", endpoint=endpoint)
         else:
             bound.info("circuit_closed", endpoint=endpoint)
 
     def finished(
-        self, item: delivery.Delivery, outcome: str, *, attempts: int, latency: float | None = None
+        self,
+        item: delivery.Delivery,
+        outcome: DeliveryOutcome,
+        *,
+        attempts: int,
+        latency: float | None = None,
     ) -> None:
         metrics.delivery_finished(
             outcome, attempts=attempts, latency=latency, subscription_id=item.subscription_id
@@ -219,20 +280,21 @@ class Attempts:
         *,
         attempted_at: float,
         duration: float,
-        log: Any,
+        log: FilteringBoundLogger,
         held: Held,
     ) -> None:
         first = item.first_attempt_at or attempted_at
-        now = time.time()
+        now = self.clock()
         decision = self.policy.decide(failure, attempt=item.attempt, first_attempt_at=first, now=now)
         failed_log = log.bind(reason=failure.reason, status=failure.status, duration=round(duration, 4))
         if isinstance(decision, GiveUp):
             dead = deadletters.DeadLetter.of(
                 item.failed(failure, attempted_at=attempted_at, retry_at=None), decision.cause, now
             )
-            deadletters.park_delivery(self.broker, dead, self.retention_ms)
+            self.park(dead)
             metrics.dead_lettered(decision.cause)
-            outcome = "blocked" if isinstance(failure, BlockedAddress) else "dead_lettered"
+            blocked = isinstance(failure, BlockedAddress)
+            outcome = DeliveryOutcome.BLOCKED if blocked else DeliveryOutcome.DEAD_LETTERED
             self.finished(item, outcome, attempts=item.attempt)
             failed_log.warning(
                 "delivery_dead_lettered", error=str(failure), cause=decision.cause, dead_letter=dead.id
@@ -268,18 +330,14 @@ def side_by_side(spare: SpareThreads, tasks: Sequence[Callable[[Held], None]]) -
     return held
 
 
-def log_for(item: delivery.Delivery) -> Any:
+def log_for(item: delivery.Delivery) -> FilteringBoundLogger:
     """The logger for one attempt: every line names the event, the subscription and the attempt."""
     return log.bind(event_id=item.event_id, subscription_id=item.subscription_id, attempt=item.attempt)
 
 
-def result_of(failure: DeliveryFailed) -> str:
+def result_of(failure: DeliveryFailed) -> StatusClass | Reason:
     """The attempt's result label: the status class when the endpoint answered, else the reason."""
-    return status_class(failure.status) if failure.status is not None else failure.reason
-
-
-def status_class(status: int) -> str:
-    return f"{status // 100}xx"
+    return StatusClass.of(failure.status) if failure.status is not None else failure.reason
 
 
 @lru_cache(maxsize=4096)  # called per attempt; a process sees few distinct URLs

@@ -18,24 +18,19 @@ import json
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import pika
 
-from workers.broker.rabbitmq import HooklineBroker
-from workers.broker.topology import RawEvent
+from workers.broker.topology import RawEvent, Topology
 from workers.pipeline.delivery import Delivery
+from workers.vocabulary import Cause
 
 REASON_HEADER = "x-hookline-reason"
 ROUTING_KEY_HEADER = "x-hookline-routing-key"
 PARKED_AT_HEADER = "x-hookline-parked-at"
 SUBSCRIPTION_HEADER = "x-hookline-subscription-id"
 CAUSE_HEADER = "x-hookline-cause"
-
-# Why a delivery was given up: all attempts failed, the failure is permanent
-# (410 Gone, or a 4xx when those are not retried), it grew older than the
-# maximum age, or its subscription was disabled while it was under way.
-CAUSES = ("exhausted", "permanent", "max_age", "disabled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +47,11 @@ class DeadLetter:
     last_status: int | None
     last_reason: str | None
     last_error: str | None
-    cause: str
+    cause: str  # a Cause when hookline parks it; as read back, whatever the message holds
     dead_lettered_at: str
 
     @classmethod
-    def of(cls, delivery: Delivery, cause: str, now: float, *, attempts: int | None = None) -> DeadLetter:
+    def of(cls, delivery: Delivery, cause: Cause, now: float, *, attempts: int | None = None) -> DeadLetter:
         return cls(
             id=f"dl_{uuid.uuid4().hex}",
             subscription_id=delivery.subscription_id,
@@ -108,13 +103,25 @@ def _iso(unix: float | None) -> str | None:
     return None if unix is None else datetime.fromtimestamp(unix, UTC).isoformat()
 
 
-def park_delivery(broker: HooklineBroker, dead: DeadLetter, retention_ms: int | None) -> None:
-    broker.publish_confirmed(
-        broker.topology.dead_letters_queue, dead.to_json(), dead.properties(retention_ms)
+class ConfirmedPublisher(Protocol):
+    """Publishes straight to a queue and returns once RabbitMQ stored it: the HooklineBroker.
+
+    Anything with the queue names and a confirmed publish will do: a test passes a fake.
+    """
+
+    @property
+    def topology(self) -> Topology: ...
+
+    def publish_confirmed(self, queue: str, body: bytes, properties: pika.BasicProperties) -> None: ...
+
+
+def park_delivery(publisher: ConfirmedPublisher, dead: DeadLetter, retention_ms: int | None) -> None:
+    publisher.publish_confirmed(
+        publisher.topology.dead_letters_queue, dead.to_json(), dead.properties(retention_ms)
     )
 
 
-def park_invalid_event(broker: HooklineBroker, raw: RawEvent, reason: str) -> None:
+def park_invalid_event(publisher: ConfirmedPublisher, raw: RawEvent, reason: str) -> None:
     properties = pika.BasicProperties(
         delivery_mode=pika.DeliveryMode.Persistent,
         headers={
@@ -123,4 +130,4 @@ def park_invalid_event(broker: HooklineBroker, raw: RawEvent, reason: str) -> No
             PARKED_AT_HEADER: datetime.now(UTC).isoformat(),
         },
     )
-    broker.publish_confirmed(broker.topology.invalid_events_queue, raw.body, properties)
+    publisher.publish_confirmed(publisher.topology.invalid_events_queue, raw.body, properties)

@@ -27,6 +27,7 @@ from workers.errors import (
     RetryableHttpStatus,
 )
 from workers.settings import Settings
+from workers.vocabulary import Cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,7 @@ class RetryAt:
 
 @dataclass(frozen=True, slots=True)
 class GiveUp:
-    cause: str  # one of workers.deadletters.CAUSES
+    cause: Cause
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,12 @@ class RetryPolicy:
         if isinstance(failure, PermanentDeliveryFailure) or (
             isinstance(failure, ClientErrorStatus) and not self.retry_client_errors
         ):
-            return GiveUp("permanent")
+            return GiveUp(Cause.PERMANENT)
         if attempt > len(self.schedule):
-            return GiveUp("exhausted")
+            return GiveUp(Cause.EXHAUSTED)
         at = now + self.wait(failure, attempt)
         if at - first_attempt_at > self.max_age:
-            return GiveUp("max_age")
+            return GiveUp(Cause.MAX_AGE)
         return RetryAt(at)
 
     def wait(self, failure: DeliveryFailed, attempt: int) -> float:

@@ -9,13 +9,19 @@ of any length takes at most ~17 hops plus one per 18 h.
 from __future__ import annotations
 
 from concurrent.futures import Future
+from typing import Any, Protocol
 
-from workers.broker.delaybatch import DelayBatcher
 from workers.broker.topology import DELAY_TIERS, Topology
 from workers.pipeline.delivery import Delivery
 
 # Less than this left counts as due: a hop could only make it later.
 DUE_SLACK_SECONDS = 0.05
+
+
+class DelaySender(Protocol):
+    """What stores deliveries in delay queues: :class:`workers.broker.delaybatch.DelayBatcher`."""
+
+    def send(self, queue: str, delivery: dict[str, Any]) -> Future[None]: ...
 
 
 def is_due(not_before: float | None, now: float) -> bool:
@@ -28,7 +34,7 @@ def next_hop(remaining: float) -> int:
     return fitting[-1] if fitting else DELAY_TIERS[0]
 
 
-def wait_in_broker(batcher: DelayBatcher, topology: Topology, delivery: Delivery, now: float) -> Future[None]:
+def wait_in_broker(sender: DelaySender, topology: Topology, delivery: Delivery, now: float) -> Future[None]:
     """Send ``delivery`` to the delay queue for its next hop; the future is done once it is stored.
 
     It goes in a batch addressed to the retry actor (workers/delaybatch.py), so
@@ -38,4 +44,4 @@ def wait_in_broker(batcher: DelayBatcher, topology: Topology, delivery: Delivery
     """
     assert delivery.not_before is not None  # noqa: S101 - callers schedule only deliveries with a due time
     hop = next_hop(delivery.not_before - now)
-    return batcher.send(topology.delay_queue(hop), delivery.to_message())
+    return sender.send(topology.delay_queue(hop), delivery.to_message())
