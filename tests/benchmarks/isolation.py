@@ -111,7 +111,7 @@ def scenario(
         str(options.threads),
     )
     before = len(healthy.requests)
-    queues = [f"{prefix}.events", f"{prefix}.deliveries"]
+    queues = [f"{prefix}.events", f"{prefix}.retries"]
     try:
         started: float | None = None
         if rate is None:

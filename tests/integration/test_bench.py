@@ -45,7 +45,7 @@ def test_a_small_bench_with_baseline_delivers_everything_reports_figures_and_cle
     run = figures["settings"]["run"]
     assert run.startswith("hookline.bench.")
     assert not queue_exists(amqp_url, f"{run}.events")
-    assert not queue_exists(amqp_url, f"{run}.deliveries")
+    assert not queue_exists(amqp_url, f"{run}.retries")
     assert not queue_exists(amqp_url, f"{run}.baseline")
 
 

@@ -34,7 +34,7 @@ def scraped_worker(
     }
     worker = Worker(env, tmp_path / "worker.log", "--processes", "2")
     workers.append(worker)
-    worker.start([f"{env['HOOKLINE_QUEUE_PREFIX']}.events", f"{env['HOOKLINE_QUEUE_PREFIX']}.deliveries"])
+    worker.start([f"{env['HOOKLINE_QUEUE_PREFIX']}.events", f"{env['HOOKLINE_QUEUE_PREFIX']}.retries"])
     ready = f"http://127.0.0.1:{env['HOOKLINE_METRICS_PORT']}/readyz"
     wait_until(lambda: get(ready)[0] == 200, timeout=30, what="worker ready", log=worker.log_path)
     return env
