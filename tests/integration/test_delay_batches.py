@@ -64,19 +64,7 @@ def delivery(n: int) -> dict[str, Any]:
 
 def stored(amqp_url: str, queue: str) -> list[dict[str, Any]]:
     """Every message in ``queue`` (taken off it), decoded."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    channel = connection.channel()
-    bodies = []
-    while True:
-        method, properties, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            break
-        assert properties is not None
-        assert body is not None
-        assert properties.delivery_mode == pika.DeliveryMode.Persistent.value
-        bodies.append(json.loads(body))
-    connection.close()
-    return bodies
+    return [json.loads(body) for body in raw_bodies(amqp_url, queue)]
 
 
 def test_deliveries_handed_over_together_arrive_as_one_message_holding_all_of_them_in_order(
@@ -248,14 +236,17 @@ def test_batches_are_cut_by_the_bytes_they_encode_to_not_by_characters(
 
 
 def raw_bodies(amqp_url: str, queue: str) -> list[bytes]:
+    """Every message body in ``queue`` as stored (taken off it), each checked to be persistent."""
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
     bodies = []
     while True:
-        method, _properties, body = channel.basic_get(queue, auto_ack=True)
+        method, properties, body = channel.basic_get(queue, auto_ack=True)
         if method is None:
             break
+        assert properties is not None
         assert body is not None
+        assert properties.delivery_mode == pika.DeliveryMode.Persistent.value
         bodies.append(body)
     connection.close()
     return bodies
