@@ -53,7 +53,7 @@ from producer.errors import (
     root_cause,
 )
 from producer.event import Event
-from producer.settings import ProducerSettings, load, redacted_url
+from producer.settings import ProducerSettings, load, node_urls, redacted_url
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,12 @@ class Publisher:
     """Publishes :class:`~producer.event.Event` objects with publisher confirms, from any thread.
 
     The connection opens on first use, is shared by every thread, and is opened
-    again on the next call after it was lost. :meth:`close` (or leaving a
-    ``with`` block) waits for events still unconfirmed, then closes it; a later
-    publish opens a new one.
+    again on the next call after it was lost. With several nodes in
+    ``HOOKLINE_AMQP_URL`` it goes to the first that answers, and after a loss
+    starts from the next one. Events in flight on a lost connection fail with
+    :class:`BrokerUnavailable` (the broker may or may not have stored them:
+    publish them again). :meth:`close` (or leaving a ``with`` block) waits for
+    events still unconfirmed, then closes it; a later publish opens a new one.
     """
 
     def __init__(
@@ -86,6 +89,8 @@ class Publisher:
         self._slots = threading.BoundedSemaphore(max_outstanding)
         self._lock = threading.Lock()
         self._link: _Link | None = None
+        self._nodes = node_urls(self._settings.amqp_url)
+        self._node = 0  # index in _nodes of the node the next connection tries first
 
     @property
     def settings(self) -> ProducerSettings:
@@ -181,11 +186,32 @@ class Publisher:
     def _current_link(self) -> _Link:
         with self._lock:
             if self._link is None or not self._link.accepting:
+                if self._link is not None:
+                    self._node += 1  # the connection was lost: the next one starts at the next node
                 self._link = None
-                link = _Link(self._settings, self._slots, close_timeout=self._confirm_timeout + _GRACE)
-                link.start()  # raises BrokerUnavailable; self._link stays None
-                self._link = link
+                self._link = self._open_link()  # raises BrokerUnavailable; self._link stays None
             return self._link
+
+    def _open_link(self) -> _Link:
+        """A connected link to the first node that answers, each node tried once, from ``_node`` on."""
+        failures: list[BrokerUnavailable] = []
+        for offset in range(len(self._nodes)):
+            index = (self._node + offset) % len(self._nodes)
+            url = self._nodes[index]
+            link = _Link(self._settings, url, self._slots, close_timeout=self._confirm_timeout + _GRACE)
+            try:
+                link.start()
+            except BrokerUnavailable as exc:
+                failures.append(exc)
+                continue
+            self._node = index
+            return link
+        if len(failures) == 1:
+            raise failures[0]
+        reasons = "; ".join(str(failure) for failure in failures)
+        raise BrokerUnavailable(
+            f"none of the {len(failures)} RabbitMQ nodes answered: {reasons}"
+        ) from failures[-1]
 
 
 def _drain(
@@ -263,18 +289,18 @@ class _CoalescingConnection(SelectConnection):
 
 
 class _Link:
-    """One AMQP connection and channel in confirm mode, driven by its own IO thread.
+    """One AMQP connection to one node and a channel in confirm mode, driven by its own IO thread.
 
     Everything below :meth:`submit` and :meth:`close` runs on the IO thread;
     ``_lock`` guards only the outbox and the two flags that callers read.
     """
 
     def __init__(
-        self, settings: ProducerSettings, slots: threading.BoundedSemaphore, *, close_timeout: float
+        self, settings: ProducerSettings, url: str, slots: threading.BoundedSemaphore, *, close_timeout: float
     ) -> None:
-        self._url = settings.amqp_url
-        self._parameters = connection_parameters(settings.amqp_url)  # raises ConfigurationError here
-        self._where = redacted_url(settings.amqp_url)  # for messages: never the password
+        self._url = url  # one node's
+        self._parameters = connection_parameters(url)  # raises ConfigurationError here
+        self._where = redacted_url(url)  # for messages: never the password
         self._close_timeout = close_timeout
         self._exchange = settings.exchange
         self._slots = slots

@@ -31,7 +31,10 @@ class ProducerSettings(BaseSettings):
 
     amqp_url: str = Field(
         default="amqp://guest:guest@localhost:5672/%2F",
-        description="RabbitMQ connection URL (`amqp://` or `amqps://`).",
+        description="RabbitMQ connection URL (`amqp://` or `amqps://`), or the URLs of a cluster's nodes "
+        "separated by commas (`amqp://u:p@rabbit-1/%2F,amqp://u:p@rabbit-2/%2F`): each connection tries "
+        "them in turn, and one that is lost moves on to the next node. Percent-encode a comma in a "
+        "password (`%2C`).",
     )
     exchange: str = Field(
         default="hookline.events",
@@ -50,9 +53,14 @@ class ProducerSettings(BaseSettings):
     @field_validator("amqp_url")
     @classmethod
     def _amqp_url_is_an_amqp_url(cls, value: str) -> str:
-        # The message never repeats the value: it may hold a password.
-        parts = urlsplit(value)
-        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        # The message never repeats the value, nor any part of it: it may hold a password.
+        urls = node_urls(value)
+        for position, url in enumerate(urls, start=1):
+            parts = urlsplit(url)
+            if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+                which = f"URL {position} of {len(urls)} " if len(urls) > 1 else ""
+                raise ValueError(f"{which}must be an amqp:// or amqps:// URL with a host")
+        if not urls:
             raise ValueError("must be an amqp:// or amqps:// URL with a host")
         return value
 
@@ -108,8 +116,25 @@ def describe(exc: ValidationError) -> str:
     return "invalid setting " + "; ".join(problems)
 
 
+def node_urls(amqp_url: str) -> list[str]:
+    """The URLs in ``HOOKLINE_AMQP_URL``, one per broker node, in the order given."""
+    return [url.strip() for url in amqp_url.split(",") if url.strip()]
+
+
 def redacted_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, safe for logs and error messages."""
+    """``url`` with any password replaced by ``***``, safe for logs and error messages.
+
+    A comma-separated list of URLs (the nodes of ``HOOKLINE_AMQP_URL``) comes back
+    with each one's password replaced. Text with commas that is not such a list
+    (a database URL naming several hosts) is one URL, its one password replaced.
+    """
+    several = node_urls(url)
+    if len(several) > 1 and all("://" in each for each in several):
+        return ",".join(_redacted(each) for each in several)
+    return _redacted(url)
+
+
+def _redacted(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url

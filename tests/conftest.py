@@ -4,6 +4,9 @@ Integration tests use the real RabbitMQ and PostgreSQL on 127.0.0.1. Each test
 gets its own exchange and queue prefix (so tests never see each other's
 messages) and its own PostgreSQL database, and removes them afterwards.
 A service that does not answer fails the test: it is never skipped.
+
+Every test runs with ``HOOKLINE_SECRETS_KEY`` set (``support.secrets``), in this
+process and in the ``hookline`` processes it starts, as a deployment would.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from pathlib import Path
 import pika
 import psycopg
 import pytest
+from support.secrets import TEST_SECRETS_KEY, box_with_the_test_key
+
+from workers.subscriptions.secretbox import SecretBox
 
 AMQP_URL = os.environ.get("HOOKLINE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 PG_ADMIN_URL = os.environ.get("HOOKLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -28,6 +34,13 @@ _HOOKLINE_VARS = [name for name in os.environ if name.startswith("HOOKLINE_") an
 def _clean_hookline_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _HOOKLINE_VARS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOOKLINE_SECRETS_KEY", TEST_SECRETS_KEY)
+
+
+@pytest.fixture
+def secret_box() -> SecretBox:
+    """The box the commands and workers under test make from HOOKLINE_SECRETS_KEY."""
+    return box_with_the_test_key()
 
 
 @pytest.fixture
@@ -89,6 +102,7 @@ def hookline_env(
         "HOOKLINE_EXCHANGE": f"hookline.{unique_name}",
         "HOOKLINE_QUEUE_PREFIX": f"hookline.{unique_name}",
         "HOOKLINE_DATABASE_URL": sqlite_url,
+        "HOOKLINE_SECRETS_KEY": TEST_SECRETS_KEY,
         "HOOKLINE_SUBSCRIPTION_REFRESH_SECONDS": "0.5",
         # The test receivers listen on 127.0.0.1, which the SSRF guard refuses by default.
         "HOOKLINE_ALLOW_PRIVATE_NETWORKS": "true",

@@ -35,7 +35,7 @@ import dramatiq
 import pika
 
 from producer.settings import load
-from workers.broker import delaybatch, heldacks, rabbitmq
+from workers.broker import changes, delaybatch, heldacks, rabbitmq
 from workers.broker.delaybatch import DelayBatcher
 from workers.broker.rabbitmq import HooklineBroker
 from workers.broker.topology import FAN_OUT_ACTOR, RETRY_ACTOR, RawEvent, Topology
@@ -53,6 +53,7 @@ from workers.settings import Settings
 from workers.subscriptions import db
 from workers.subscriptions.autodisable import SubscriptionHealth
 from workers.subscriptions.cache import SubscriptionCache
+from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import Subscription, SubscriptionStore
 
 # What an actor does with the futures of what it handed on to a delay queue (see _hand_on).
@@ -73,8 +74,10 @@ class Resources:
         # Set when the worker begins to shut down: what has not been attempted yet waits in RabbitMQ.
         self.stopping = threading.Event()
         self.engine = db.create_engine(settings.database_url)
-        store = SubscriptionStore(self.engine)
-        self.subscriptions = SubscriptionCache(store, settings.subscription_refresh_seconds)
+        store = SubscriptionStore(self.engine, SecretBox.from_settings(settings))
+        self.subscriptions = SubscriptionCache(
+            store, settings.subscription_refresh_seconds, on_tick=metrics.subscriptions_snapshot_age
+        )
         self.http_client: http.DeliveryClient = http.build_client(settings)
         # The first attempts of an event with several subscriptions, made side by side.
         self.spare_threads = SpareThreads(settings.fan_out_concurrency, "first-attempt")
@@ -159,6 +162,8 @@ def boot() -> App:
     dramatiq.set_broker(broker)  # what the CLI consumes from once this returns
     rabbitmq.declare(broker)
     app.start()
+    exchange = app.resources.topology.subscription_changes_exchange
+    changes.Listener(settings.amqp_url, exchange, app.resources.subscriptions.refresh_soon).start()
     heartbeats.attach(broker)
     broker.add_middleware(DrainDelays(app.resources.delay_batcher, app.resources.stopping))
     broker.add_middleware(DrainLogs(log_lines))

@@ -4,6 +4,8 @@
 
     HooklineError
      ├── ConfigurationError (also producer.errors.ConfigurationError)
+     │    └── SecretsKeyError            HOOKLINE_SECRETS_KEY unset, or it cannot decrypt a stored
+     │                                   signing secret (the key is never in the message)
      ├── StoreError                      the subscription store failed or refused
      │    ├── DatabaseNotMigrated        schema behind the code: run `hookline setup`
      │    ├── SubscriptionNotFound
@@ -54,6 +56,15 @@ class HooklineError(Exception):
 
 class ConfigurationError(HooklineError, ProducerConfigurationError):
     """A ``HOOKLINE_*`` setting is missing or invalid."""
+
+
+class SecretsKeyError(ConfigurationError):
+    """``HOOKLINE_SECRETS_KEY`` is unset, or none of its keys decrypts a stored signing secret.
+
+    A configuration error (exit 2), not a store error: what needs fixing is the
+    key given, not the database. The message names the variable (and the
+    subscription whose secret it could not decrypt), never a key or a secret.
+    """
 
 
 class StoreError(HooklineError):

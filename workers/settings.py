@@ -7,11 +7,20 @@ generated from these descriptions by ``python -m workers.settings_doc``
 
 from __future__ import annotations
 
+import base64
 import ssl
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, DirectoryPath, Field, FilePath, ValidationInfo, field_validator
+from pydantic import (
+    BeforeValidator,
+    DirectoryPath,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import NoDecode
 
 from producer.settings import ProducerSettings
@@ -59,17 +68,48 @@ def _network(text: str) -> IPv4Network | IPv6Network:
     return network
 
 
+def _secrets_keys(value: object) -> object:
+    """Comma-separated Fernet keys, newest first; blank means unset (so ``${VAR:-}`` in Compose works)."""
+    if not isinstance(value, str):
+        return value
+    keys = tuple(part.strip() for part in value.split(",") if part.strip())
+    for position, key in enumerate(keys, start=1):
+        if not _is_fernet_key(key):
+            # Which one, never its value: the variable holds secrets.
+            which = f"key {position} of {len(keys)}" if len(keys) > 1 else "the key"
+            raise ValueError(
+                f"{which} is not a Fernet key (32 bytes in URL-safe base64, 44 characters): "
+                "generate one with `hookline secrets-key`"
+            )
+    return keys or None
+
+
+def _is_fernet_key(text: str) -> bool:
+    # Checked here without cryptography (the base layer imports no worker extra): the same test
+    # Fernet's constructor makes.
+    try:
+        return len(base64.urlsafe_b64decode(text.encode("ascii"))) == FERNET_KEY_BYTES
+    except (ValueError, UnicodeEncodeError):
+        return False
+
+
 # A duration: a number of seconds, or text such as "5s", "5m", "2h", "3d".
 Seconds = Annotated[float, BeforeValidator(_seconds)]
 # The waits before each retry, comma-separated in the environment ("5s,5m,30m").
 Schedule = Annotated[tuple[float, ...], NoDecode, BeforeValidator(_schedule)]
 # CIDR networks, comma-separated in the environment ("10.20.0.0/16,127.0.0.1/32").
 Networks = Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode, BeforeValidator(_networks)]
+# Fernet keys, comma-separated in the environment, newest first; SecretStr keeps them out of reprs.
+SecretsKeys = Annotated[tuple[SecretStr, ...] | None, NoDecode, BeforeValidator(_secrets_keys)]
+FERNET_KEY_BYTES = 32
 
 DEFAULT_MAX_RESPONSE_BYTES = 4096
 DEFAULT_BROKER_MAX_MESSAGE_BYTES = 128 * 1024 * 1024  # RabbitMQ's max_message_size default (3.8+)
 ENCODED_GROWTH = 3  # the most JSON escaping can grow a UTF-8 body in a dramatiq message
 MESSAGE_ENVELOPE_BYTES = 64 * 1024  # the delivery's other fields and the message around it
+
+# How hookline declares its queues (see workers/broker/topology.py for the arguments of each).
+QueueType = Literal["quorum", "classic"]
 
 # Svix's and the Standard Webhooks schedule after the first attempt: about 27.5 hours in all.
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
@@ -80,13 +120,22 @@ class Settings(ProducerSettings):
 
     database_url: str = Field(
         default="sqlite:///hookline.db",
-        description="Subscription store: `sqlite:///path` (embedded) or "
+        description="Subscription store: `sqlite:///path` (embedded; a relative path is taken from the "
+        "working directory, and a new file is made readable by its owner only) or "
         "`postgresql+psycopg://user:pass@host/db` (production).",
     )
     queue_prefix: str = Field(
         default="hookline",
         pattern=r"^[A-Za-z0-9_.-]{1,100}$",
         description="Prefix of every queue name (letters, digits, `_`, `.`, `-`).",
+    )
+    queue_type: QueueType = Field(
+        default="quorum",
+        description="`quorum`: every queue replicated on the cluster's nodes and available while a majority "
+        "of them runs; waiting retries are moved on at least once; a message redelivered 20 times "
+        "(one that kills its worker) is parked in `<queue>.XQ`. `classic`: each queue on one node, "
+        "durable, unavailable while that node is down. A queue's type cannot change in place: see "
+        "docs/deployment.md#moving-between-queue-types.",
     )
     http_connect_timeout: float = Field(
         default=5.0, gt=0, le=120, description="Seconds to establish the connection to a subscriber."
@@ -104,14 +153,28 @@ class Settings(ProducerSettings):
         default=2.0,
         gt=0,
         le=300,
-        description="How often each worker process reloads subscriptions, in seconds; changes take "
-        "effect within this time.",
+        description="How often each worker process reloads subscriptions, in seconds. A change made "
+        "with `hookline subscriptions` is announced to the workers and reloaded at once; this bounds "
+        "how long one whose announcement was lost (broker unreachable) takes.",
     )
     secret_rotation_grace_seconds: int = Field(
         default=24 * 3600,
         ge=0,
         description="Seconds a rotated-out secret keeps signing, so receivers can switch: the default "
         "of `hookline subscriptions rotate-secret --grace`.",
+    )
+    secrets_key: SecretsKeys = Field(
+        default=None,
+        description="Fernet key that encrypts the subscriptions' signing secrets in the database "
+        "(generate one with `hookline secrets-key`). To rotate: the new key, a comma, the old ones; the "
+        "first encrypts, every one decrypts, and `hookline setup` re-encrypts the stored secrets with "
+        "the first. Required by `setup`, `worker`, `subscriptions` and `dlq replay`, unless "
+        "`HOOKLINE_ALLOW_PLAINTEXT_SECRETS` is `true`.",
+    )
+    allow_plaintext_secrets: bool = Field(
+        default=False,
+        description="`true` stores signing secrets unencrypted while `HOOKLINE_SECRETS_KEY` is unset "
+        "(development only; a key, once set, always encrypts).",
     )
     endpoint_max_in_flight: int = Field(
         default=4,

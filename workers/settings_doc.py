@@ -37,8 +37,8 @@ those whose *read by* column names publishers.
 
 - **Durations** are a number of seconds or a number with a unit: `90`, `5s`,
   `5m`, `2h`, `3d`.
-- **Lists** (`HOOKLINE_RETRY_SCHEDULE`, `HOOKLINE_ALLOWED_NETWORKS`) are
-  comma-separated.
+- **Lists** (`HOOKLINE_RETRY_SCHEDULE`, `HOOKLINE_ALLOWED_NETWORKS`,
+  `HOOKLINE_SECRETS_KEY`) are comma-separated.
 - A wrong setting stops a command at start with one line naming the variable
   (exit 2), never echoing its value.
 - Secrets (passwords in URLs, signing secrets) never appear in logs or error

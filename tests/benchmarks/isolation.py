@@ -47,6 +47,7 @@ from support.receiver import Receiver, receiver, silent_server
 from support.topology import delete_topology
 
 from producer import Event, ProducerSettings, Publisher
+from workers.subscriptions.secretbox import generate_key
 
 AMQP_URL = os.environ.get("HOOKLINE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 HEALTHY_TYPES = [f"bench.ok.n{index}" for index in range(4)]
@@ -196,6 +197,7 @@ def fresh_env(options: argparse.Namespace) -> dict[str, str]:
         "HOOKLINE_EXCHANGE": name,
         "HOOKLINE_QUEUE_PREFIX": name,
         "HOOKLINE_DATABASE_URL": f"sqlite:///{workdir / 'hookline.db'}",
+        "HOOKLINE_SECRETS_KEY": generate_key(),  # a throwaway key for a throwaway database
         "HOOKLINE_HTTP_TIMEOUT": str(options.http_timeout),
         "HOOKLINE_ALLOW_PRIVATE_NETWORKS": "true",  # the receivers are on loopback
         "HOOKLINE_METRICS_PORT": "0",  # a benchmark never takes the port a real worker may serve on

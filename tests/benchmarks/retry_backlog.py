@@ -42,6 +42,7 @@ from support.topology import delete_topology
 
 from producer import Event, ProducerSettings, Publisher
 from workers.broker.topology import Topology
+from workers.subscriptions.secretbox import generate_key
 
 AMQP_URL = os.environ.get("HOOKLINE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 TIMING_SCHEDULE = (2.0, 5.0, 10.0)
@@ -56,6 +57,7 @@ def main() -> None:
         "HOOKLINE_EXCHANGE": name,
         "HOOKLINE_QUEUE_PREFIX": name,
         "HOOKLINE_DATABASE_URL": f"sqlite:///{workdir / 'hookline.db'}",
+        "HOOKLINE_SECRETS_KEY": generate_key(),  # a throwaway key for a throwaway database
         "HOOKLINE_LOG_LEVEL": "WARNING",
         "HOOKLINE_ALLOW_PRIVATE_NETWORKS": "true",  # the receiver is on loopback
         "HOOKLINE_METRICS_PORT": "0",  # a benchmark never takes the port a real worker may serve on

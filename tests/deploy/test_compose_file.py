@@ -114,6 +114,15 @@ def test_deliveries_may_reach_the_demo_receiver_and_no_other_private_address(
     assert "HOOKLINE_ALLOW_PRIVATE_NETWORKS" not in services["delivery"]["environment"]
 
 
+def test_the_laptop_stack_encrypts_secrets_with_an_exported_key_and_stores_them_plain_without_one(
+    services: dict[str, Any],
+) -> None:
+    for name in ("setup", "fan-out", "delivery"):
+        environment = services[name]["environment"]
+        assert environment["HOOKLINE_SECRETS_KEY"] == "${HOOKLINE_SECRETS_KEY:-}"  # blank means unset
+        assert environment["HOOKLINE_ALLOW_PLAINTEXT_SECRETS"] == "true"
+
+
 def test_the_demo_receiver_checks_signatures_with_a_valid_secret(services: dict[str, Any]) -> None:
     command = services["receiver"]["command"]
     secret = command[command.index("--secret") + 1]

@@ -37,6 +37,8 @@ CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "PodMonitor"): "monitoring.coreos.com_podmonitor_v1.json",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "monitoring.coreos.com_prometheusrule_v1.json",
     ("rabbitmq.com/v1beta1", "RabbitmqCluster"): "rabbitmq.com_rabbitmqcluster_v1beta1.json",
+    ("rabbitmq.com/v1beta1", "User"): "rabbitmq.com_user_v1beta1.json",
+    ("rabbitmq.com/v1beta1", "Permission"): "rabbitmq.com_permission_v1beta1.json",
 }
 
 # Ranges no subscriber legitimately lives in, which the egress rule to the internet must leave out.
@@ -130,6 +132,24 @@ def test_every_rendered_object_is_valid_against_its_schema(rendered: Rendered) -
         ("monitoring.coreos.com/v1", "PodMonitor", {"spec": {"selector": {}, "podMetricsEndpoint": []}}),
         ("monitoring.coreos.com/v1", "PrometheusRule", {"spec": {"groups": [{"name": "g", "rules": [{}]}]}}),
         ("rabbitmq.com/v1beta1", "RabbitmqCluster", {"spec": {"replicas": "three"}}),
+        ("rabbitmq.com/v1beta1", "User", {"spec": {"tags": ["administrator"]}}),
+        (
+            "rabbitmq.com/v1beta1",
+            "User",
+            {"spec": {"rabbitmqClusterReference": {"name": "r"}, "tags": ["root"]}},
+        ),
+        ("rabbitmq.com/v1beta1", "Permission", {"spec": {"vhost": "/", "user": "u", "permissions": {}}}),
+        (
+            "rabbitmq.com/v1beta1",
+            "Permission",
+            {
+                "spec": {
+                    "vhost": "/",
+                    "permissions": {"reed": ".*"},
+                    "rabbitmqClusterReference": {"name": "r"},
+                }
+            },
+        ),
     ],
 )
 def test_the_crd_schemas_refuse_a_broken_object(api_version: str, kind: str, broken: dict[str, Any]) -> None:
@@ -189,15 +209,33 @@ def test_every_hookline_container_takes_its_settings_from_the_configmap_and_its_
     assert rendered.settings["HOOKLINE_LOG_FORMAT"] == "json"
 
 
-def test_no_overlay_carries_the_credentials_secret(rendered: Rendered) -> None:
-    # Broker and database passwords are created in the cluster (docs/deployment.md), never kept in git.
-    assert not [
-        obj for obj in rendered.of_kind("Secret") if obj["metadata"]["name"] == "hookline-credentials"
-    ]
+def test_every_hookline_container_reads_the_secrets_key_from_a_secret_of_its_own(rendered: Rendered) -> None:
+    # Its own Secret: replacing hookline-credentials to rotate a password cannot drop the key.
+    for owner in rendered.hookline_pod_owners():
+        for c in owner["spec"]["template"]["spec"]["containers"]:
+            env = {var["name"]: var for var in c["env"]}
+            assert env["HOOKLINE_SECRETS_KEY"]["valueFrom"]["secretKeyRef"] == {
+                "name": "hookline-secrets-key",
+                "key": "secrets-key",
+            }, owner["metadata"]["name"]
+
+
+@pytest.mark.parametrize("secret", ["hookline-credentials", "hookline-secrets-key"])
+def test_no_overlay_carries_a_secret_that_is_created_in_the_cluster(rendered: Rendered, secret: str) -> None:
+    # Broker and database passwords and the secrets key are created in the cluster
+    # (docs/deployment.md), never kept in git.
+    assert not [obj for obj in rendered.of_kind("Secret") if obj["metadata"]["name"] == secret]
 
 
 def test_no_hookline_secret_or_url_is_written_into_the_settings(rendered: Rendered) -> None:
-    assert not {"HOOKLINE_AMQP_URL", "HOOKLINE_DATABASE_URL"} & set(rendered.settings)
+    assert not {"HOOKLINE_AMQP_URL", "HOOKLINE_DATABASE_URL", "HOOKLINE_SECRETS_KEY"} & set(rendered.settings)
+
+
+def test_no_overlay_stores_signing_secrets_unencrypted(rendered: Rendered) -> None:
+    assert rendered.settings.get("HOOKLINE_ALLOW_PLAINTEXT_SECRETS", "false") == "false"
+    for owner in rendered.hookline_pod_owners():
+        for c in owner["spec"]["template"]["spec"]["containers"]:
+            assert "HOOKLINE_ALLOW_PLAINTEXT_SECRETS" not in {var["name"] for var in c["env"]}
 
 
 @pytest.mark.parametrize("component", WORKER_COMPONENTS)
@@ -459,6 +497,3 @@ def test_the_pod_monitor_scrapes_the_metrics_port_of_every_worker(rendered: Rend
 def test_the_broker_keeps_messages_on_a_persistent_volume(rendered: Rendered) -> None:
     cluster = rendered.one("RabbitmqCluster", "hookline-rabbitmq")
     assert cluster["spec"]["persistence"]["storage"]
-    # Classic queues are not replicated: more nodes would add failure points, not availability
-    # (docs/deployment.md, "Queue durability: classic, not quorum").
-    assert cluster["spec"]["replicas"] == 1

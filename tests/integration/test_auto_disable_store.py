@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from support.secrets import box_with_the_test_key
 
 from producer.errors import ConfigurationError
 from producer.settings import load
@@ -32,7 +33,7 @@ FIVE_DAYS = timedelta(days=5)
 
 @pytest.fixture
 def store(engine: Engine) -> SubscriptionStore:
-    return SubscriptionStore(engine, clock=lambda: T0)
+    return SubscriptionStore(engine, box_with_the_test_key(), clock=lambda: T0)
 
 
 @pytest.fixture
@@ -136,7 +137,7 @@ def test_410_gone_disables_a_healthy_subscription_at_once_with_reason_gone(
 def test_enabling_an_auto_disabled_subscription_clears_its_record_and_restarts_the_clock(
     engine: Engine, added: Subscription
 ) -> None:
-    store = SubscriptionStore(engine, clock=lambda: T0 + timedelta(days=6))
+    store = SubscriptionStore(engine, box_with_the_test_key(), clock=lambda: T0 + timedelta(days=6))
     now = failing_for(store, added, FIVE_DAYS)
     store.disable_if_failing_since(added.id, before=now - FIVE_DAYS, now=now)
 
@@ -275,7 +276,7 @@ def _race(database_url: str, calls: list[Callable[[SubscriptionStore], object]])
     def run(index: int) -> None:
         try:
             start.wait()
-            results[index] = calls[index](SubscriptionStore(engines[index]))
+            results[index] = calls[index](SubscriptionStore(engines[index], box_with_the_test_key()))
         except BaseException as exc:  # noqa: BLE001 - collected and re-checked in the main thread
             errors.append(exc)
 

@@ -22,6 +22,7 @@ from workers.pipeline.deadletters import DeadLetter
 from workers.pipeline.delivery import Delivery
 from workers.settings import Settings
 from workers.subscriptions.db import create_engine
+from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import SubscriptionStore
 
 pytestmark = pytest.mark.integration
@@ -353,7 +354,8 @@ def test_replay_leaves_the_dead_letter_in_place_when_the_publish_is_not_confirme
     settings = Settings()
     engine = create_engine(settings.database_url)
 
-    report = dlq.replay(settings, dlq.Selection.of_ids([letter.id]), SubscriptionStore(engine))
+    store = SubscriptionStore(engine, SecretBox.from_settings(settings))
+    report = dlq.replay(settings, dlq.Selection.of_ids([letter.id]), store)
 
     engine.dispose()
 

@@ -13,15 +13,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from workers.errors import DatabaseNotMigrated, StoreError
+from workers.outbound.signing import generate_secret
 from workers.subscriptions import db
+from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import SubscriptionStore, metadata, subscriptions_table
 
 pytestmark = pytest.mark.integration
 
 
 def test_migrate_applies_every_revision_once_then_nothing(database_url: str) -> None:
-    assert db.migrate(database_url) == ["0001", "0002"]
-    assert db.head_revision() == "0002"
+    assert db.migrate(database_url) == ["0001", "0002", "0003"]
+    assert db.head_revision() == "0003"
     assert db.migrate(database_url) == []
 
 
@@ -32,7 +34,7 @@ def test_migrate_needs_no_alembic_ini_in_the_working_directory(
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
 
-    assert db.migrate(database_url) == ["0001", "0002"]
+    assert db.migrate(database_url) == ["0001", "0002", "0003"]
 
 
 def test_the_migrated_schema_matches_the_table_the_store_queries(database_url: str) -> None:
@@ -48,7 +50,7 @@ def test_the_migrated_schema_matches_the_table_the_store_queries(database_url: s
     assert differences == []
 
 
-def test_ensure_migrated_tells_to_run_setup_on_an_empty_database(database_url: str) -> None:
+def test_ensure_migrated_tells_to_run_setup_on_an_empty_database_and_names_it(database_url: str) -> None:
     engine = db.create_engine(database_url)
     try:
         with pytest.raises(DatabaseNotMigrated) as caught:
@@ -56,7 +58,10 @@ def test_ensure_migrated_tells_to_run_setup_on_an_empty_database(database_url: s
     finally:
         engine.dispose()
 
-    assert str(caught.value) == "database is not migrated to the current schema: run `hookline setup`"
+    where = db.mask_url(database_url)
+    assert (
+        str(caught.value) == f"database {where} is not migrated to the current schema: run `hookline setup`"
+    )
 
 
 def test_ensure_migrated_passes_once_migrated_with_a_single_query(database_url: str) -> None:
@@ -87,7 +92,7 @@ def test_ensure_migrated_refuses_a_schema_newer_than_this_code(database_url: str
 def test_a_plain_postgresql_url_is_served_by_psycopg_3(postgres_url: str) -> None:
     plain = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
-    assert db.migrate(plain) == ["0001", "0002"]
+    assert db.migrate(plain) == ["0001", "0002", "0003"]
     assert db.create_engine(plain).dialect.driver == "psycopg"
 
 
@@ -132,7 +137,9 @@ def test_a_failed_sqlite_migration_leaves_no_half_created_schema(
 
 
 CREATED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+LEGACY_SECRET = generate_secret()  # stored in plaintext, as every release before 0003 did
 _COLUMNS_AT_0001 = ("id", "url", "event_patterns", "secret", "enabled", "created_at", "updated_at")
+_RENAMED_BY_0003 = {"secret": "encrypted_secret"}
 
 
 @pytest.fixture
@@ -140,12 +147,11 @@ def at_0001(database_url: str) -> Iterator[sa.Engine]:
     """A database migrated to 0001 only, holding two subscriptions, one of them disabled."""
     command.upgrade(db.alembic_config(database_url), "0001")
     engine = db.create_engine(database_url)
-    table = sa.table(
-        "subscriptions", *(sa.column(name, subscriptions_table.c[name].type) for name in _COLUMNS_AT_0001)
-    )
+    types = {name: subscriptions_table.c[_RENAMED_BY_0003.get(name, name)].type for name in _COLUMNS_AT_0001}
+    table = sa.table("subscriptions", *(sa.column(name, types[name]) for name in _COLUMNS_AT_0001))
     common = {
         "url": "https://example.com/hooks",
-        "secret": "whsec_x",
+        "secret": LEGACY_SECRET,
         "created_at": CREATED,
         "updated_at": CREATED,
     }
@@ -166,13 +172,13 @@ def test_ensure_migrated_reports_a_database_at_0001_as_not_migrated(at_0001: sa.
         db.ensure_migrated(at_0001)
 
 
-def test_upgrading_0001_to_0002_keeps_every_row_and_records_no_failure_or_reason(
-    database_url: str, at_0001: sa.Engine
+def test_upgrading_0001_to_the_head_keeps_every_row_with_its_plaintext_secret_readable(
+    database_url: str, at_0001: sa.Engine, secret_box: SecretBox
 ) -> None:
-    assert db.migrate(database_url) == ["0002"]
+    assert db.migrate(database_url) == ["0002", "0003"]
 
     db.ensure_migrated(at_0001)
-    loaded = SubscriptionStore(at_0001).load_all()
+    loaded = SubscriptionStore(at_0001, secret_box).load_all()
     assert [(sub.id, sub.event_patterns, sub.enabled) for sub in loaded] == [
         ("sub_one", ("order.*",), True),
         ("sub_two", ("#",), False),
@@ -181,18 +187,55 @@ def test_upgrading_0001_to_0002_keeps_every_row_and_records_no_failure_or_reason
         (None, None, None)
     }
     assert {(sub.created_at, sub.updated_at) for sub in loaded} == {(CREATED, CREATED)}
+    assert {sub.secret for sub in loaded} == {LEGACY_SECRET}
 
 
-def test_downgrading_0002_to_0001_drops_the_new_columns_and_keeps_the_rows(
-    database_url: str, at_0001: sa.Engine
+def test_setup_s_re_encryption_encrypts_the_plaintext_secrets_of_an_upgraded_database_once(
+    database_url: str, at_0001: sa.Engine, secret_box: SecretBox
 ) -> None:
     db.migrate(database_url)
-    SubscriptionStore(at_0001).disable_gone("sub_one", datetime.now(UTC))
+    store = SubscriptionStore(at_0001, secret_box)
+
+    first, second = store.reseal_secrets(), store.reseal_secrets()
+
+    assert (first.subscriptions, first.resealed) == (2, 2)
+    assert (second.subscriptions, second.resealed) == (2, 0)
+    with at_0001.connect() as connection:
+        stored = connection.execute(sa.text("SELECT encrypted_secret FROM subscriptions")).scalars().all()
+    assert len(stored) == 2
+    assert not any(LEGACY_SECRET in value for value in stored)
+    assert {sub.secret for sub in store.load_all()} == {LEGACY_SECRET}
+
+
+def test_downgrading_to_0001_drops_the_new_columns_and_keeps_the_rows_and_their_plaintext_secrets(
+    database_url: str, at_0001: sa.Engine, secret_box: SecretBox
+) -> None:
+    db.migrate(database_url)
+    SubscriptionStore(at_0001, secret_box).disable_gone("sub_one", datetime.now(UTC))
 
     command.downgrade(db.alembic_config(database_url), "0001")
 
     columns = {column["name"] for column in sa.inspect(at_0001).get_columns("subscriptions")}
-    assert not columns & {"failing_since", "disabled_reason", "disabled_at"}
+    assert not columns & {"failing_since", "disabled_reason", "disabled_at", "encrypted_secret"}
     with at_0001.connect() as connection:
-        rows = connection.execute(sa.text("SELECT id, enabled FROM subscriptions ORDER BY id")).all()
-    assert [(row.id, bool(row.enabled)) for row in rows] == [("sub_one", False), ("sub_two", False)]
+        rows = connection.execute(sa.text("SELECT id, enabled, secret FROM subscriptions ORDER BY id")).all()
+    assert [(row.id, bool(row.enabled), row.secret) for row in rows] == [
+        ("sub_one", False, LEGACY_SECRET),
+        ("sub_two", False, LEGACY_SECRET),
+    ]
+
+
+def test_downgrading_below_0003_is_refused_while_secrets_are_encrypted_and_changes_nothing(
+    database_url: str, at_0001: sa.Engine, secret_box: SecretBox
+) -> None:
+    db.migrate(database_url)
+    SubscriptionStore(at_0001, secret_box).reseal_secrets()
+
+    with pytest.raises(RuntimeError, match="some signing secrets are encrypted"):
+        command.downgrade(db.alembic_config(database_url), "0002")
+
+    engine = db.create_engine(database_url)
+    try:
+        db.ensure_migrated(engine)  # still at the head
+    finally:
+        engine.dispose()

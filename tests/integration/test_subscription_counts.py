@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.engine import Engine
 
+from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import STATES, SubscriptionStore
 
 pytestmark = pytest.mark.integration
@@ -15,8 +16,8 @@ URL = "https://example.com/hooks"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def test_subscriptions_are_counted_by_state(engine: Engine) -> None:
-    store = SubscriptionStore(engine)
+def test_subscriptions_are_counted_by_state(engine: Engine, secret_box: SecretBox) -> None:
+    store = SubscriptionStore(engine, secret_box)
     assert store.count_by_state() == dict.fromkeys(STATES, 0)
     _, failing, stopped, gone, given_up = (store.add(URL, ["#"]) for _ in range(5))
     store.add(URL, ["order.*"])

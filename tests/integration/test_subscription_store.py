@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from workers.errors import InvalidSubscription, StoreError, SubscriptionNotFound
 from workers.outbound.signing import generate_secret, secret_key
 from workers.subscriptions import db
+from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import Subscription, SubscriptionStore
 
 pytestmark = pytest.mark.integration
@@ -41,8 +42,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store(engine: Engine, clock: FakeClock) -> SubscriptionStore:
-    return SubscriptionStore(engine, clock=clock)
+def store(engine: Engine, secret_box: SecretBox, clock: FakeClock) -> SubscriptionStore:
+    return SubscriptionStore(engine, secret_box, clock=clock)
 
 
 def test_add_stores_an_enabled_subscription_with_a_generated_secret(
@@ -106,15 +107,15 @@ def test_datetimes_come_back_timezone_aware_in_utc(store: SubscriptionStore, clo
 
 
 def test_datetimes_are_utc_even_when_the_postgresql_session_uses_another_time_zone(
-    postgres_url: str,
+    postgres_url: str, secret_box: SecretBox
 ) -> None:
     db.migrate(postgres_url)
     engine = db.create_engine(postgres_url + "?options=-c%20timezone%3DAsia/Tokyo")
     try:
-        added = SubscriptionStore(engine).add(URL, ["order.*"])
+        added = SubscriptionStore(engine, secret_box).add(URL, ["order.*"])
         with engine.connect() as connection:
             assert connection.exec_driver_sql("SHOW timezone").scalar() == "Asia/Tokyo"
-        loaded = SubscriptionStore(engine).get(added.id)
+        loaded = SubscriptionStore(engine, secret_box).get(added.id)
     finally:
         engine.dispose()
 
@@ -267,8 +268,8 @@ def test_subscriptions_are_hashable_values_the_pattern_index_can_hold(store: Sub
     assert isinstance(added, Subscription)
 
 
-def test_concurrent_writers_from_several_threads_all_succeed(engine: Engine) -> None:
-    store = SubscriptionStore(engine)
+def test_concurrent_writers_from_several_threads_all_succeed(engine: Engine, secret_box: SecretBox) -> None:
+    store = SubscriptionStore(engine, secret_box)
     errors: list[BaseException] = []
 
     def write() -> None:
@@ -288,12 +289,14 @@ def test_concurrent_writers_from_several_threads_all_succeed(engine: Engine) -> 
     assert len(store.list(enabled=False)) == 80
 
 
-def test_a_database_failure_becomes_a_store_error_that_never_shows_the_secret(database_url: str) -> None:
+def test_a_database_failure_becomes_a_store_error_that_never_shows_the_secret(
+    database_url: str, secret_box: SecretBox
+) -> None:
     engine = db.create_engine(database_url)  # never migrated: the table is missing
     secret = generate_secret()
     try:
         with pytest.raises(StoreError, match="subscription store") as caught:
-            SubscriptionStore(engine).add(URL, ["order.*"], secret=secret)
+            SubscriptionStore(engine, secret_box).add(URL, ["order.*"], secret=secret)
     finally:
         engine.dispose()
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
+from support.secrets import box_with_the_test_key
 
 from workers.cli import cli, main
 from workers.errors import DatabaseNotMigrated, InvalidSubscription, SubscriptionNotFound
@@ -28,7 +29,7 @@ class Hookline:
 
     def __init__(self, database_url: str, engine: Engine) -> None:
         self.env = {"HOOKLINE_DATABASE_URL": database_url}
-        self.store = SubscriptionStore(engine)
+        self.store = SubscriptionStore(engine, box_with_the_test_key())
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
         return CliRunner().invoke(cli, ["subscriptions", *args], env={**self.env, **(env or {})})

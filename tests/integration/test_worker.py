@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -80,6 +81,31 @@ def test_subscription_changes_reach_a_running_worker_within_seconds(
         what="delivery after re-enabling",
     )
     assert ids_received(hook_receiver, "/late") == first | third
+
+
+def test_a_subscription_added_is_matched_at_once_without_waiting_for_the_periodic_reload(
+    ready: dict[str, str], hook_receiver: Receiver, workers: list[Worker], tmp_path: Path
+) -> None:
+    # Five minutes between reloads: only the announcement on the broker can tell the worker in time.
+    env = {**ready, "HOOKLINE_SUBSCRIPTION_REFRESH_SECONDS": "300"}
+    start_worker(env, workers, tmp_path / "worker.log")
+    wait_until(lambda: listeners(env) == 1, timeout=15, what="the worker listening for changes")
+    run_json(env, "subscriptions", "add", "--url", f"{hook_receiver.url}/at-once", "--event", "order.*")
+    time.sleep(0.2)  # the announcement's round trip and one SELECT take milliseconds
+    first = set(publish(env))
+    wait_until(
+        lambda: ids_received(hook_receiver, "/at-once") == first, timeout=30, what="the new subscription"
+    )
+
+
+def listeners(env: dict[str, str]) -> int:
+    """Queues bound to the subscription-changes exchange: one per listening worker process."""
+    exchange = f"{env['HOOKLINE_QUEUE_PREFIX']}.subscriptions.changed"
+    # The broker's own CLI: AMQP cannot list bindings.
+    result = subprocess.run(
+        ["rabbitmqctl", "list_bindings", "source_name", "-s"], capture_output=True, text=True, check=True
+    )
+    return sum(1 for line in result.stdout.splitlines() if line.strip() == exchange)
 
 
 def test_setup_is_idempotent(ready: dict[str, str]) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import pika
 
+from workers.broker.nodes import Nodes
+
 HOOKLINE = str(Path(sys.executable).with_name("hookline"))
 
 
@@ -76,7 +78,7 @@ def messages(amqp_url: str, queue: str) -> int:
 
 
 def queue_exists(amqp_url: str, queue: str) -> bool:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = Nodes(amqp_url).connect()
     try:
         connection.channel().queue_declare(queue, passive=True)
     except pika.exceptions.ChannelClosedByBroker as exc:
@@ -91,7 +93,7 @@ def queue_exists(amqp_url: str, queue: str) -> bool:
 
 
 def _declare_passive(amqp_url: str, queue: str) -> tuple[int, int]:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = Nodes(amqp_url).connect()
     try:
         frame = connection.channel().queue_declare(queue, passive=True)
     except pika.exceptions.ChannelClosedByBroker:
@@ -120,7 +122,7 @@ def wait_until(
 
 
 def dead_letters(env: dict[str, str]) -> list[dict[str, Any]]:
-    connection = pika.BlockingConnection(pika.URLParameters(env["HOOKLINE_AMQP_URL"]))
+    connection = Nodes(env["HOOKLINE_AMQP_URL"]).connect()
     channel = connection.channel()
     letters = []
     while True:

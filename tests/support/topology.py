@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import pika
-
+from workers.broker.nodes import Nodes
 from workers.broker.topology import Topology
 
 
 def delete_topology(amqp_url: str, exchange: str, prefix: str) -> None:
     """Delete every queue hookline may have declared under ``prefix``, and the exchange."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = Nodes(amqp_url).connect()
     try:
         channel = connection.channel()
         for queue in Topology(exchange=exchange, prefix=prefix).all_queues():

@@ -33,6 +33,7 @@ from workers.middleware.fail_on_error import FailOnError
 from workers.pipeline.delivery import Delivery, webhook_payload
 from workers.settings import Settings
 from workers.subscriptions import db
+from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import Subscription, SubscriptionStore
 
 # Nothing listens there: a delay batch sent to RabbitMQ fails at once, and only on loopback.
@@ -67,7 +68,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def store(settings: Settings) -> Iterator[SubscriptionStore]:
     engine = db.create_engine(settings.database_url)
-    yield SubscriptionStore(engine)
+    yield SubscriptionStore(engine, SecretBox.from_settings(settings))
     engine.dispose()
 
 

@@ -25,6 +25,7 @@ DEFAULTS = Options(
     amqp_url="amqp://guest:guest@127.0.0.1:5672/%2F",
     database_url=None,
     timeout=30.0,
+    queue_type="quorum",
 )
 
 
@@ -64,9 +65,16 @@ def test_the_bench_s_workers_get_their_own_exchange_queues_and_database() -> Non
     assert env["HOOKLINE_EXCHANGE"] == env["HOOKLINE_QUEUE_PREFIX"] == "hookline.bench.abc"
     assert env["HOOKLINE_DATABASE_URL"] == "sqlite:///x.db"
     assert env["HOOKLINE_ALLOW_PRIVATE_NETWORKS"] == "true"
+    assert env["HOOKLINE_QUEUE_TYPE"] == "quorum"
     # Metrics on, as in production, on a free port of loopback's own.
     assert env["HOOKLINE_METRICS_HOST"] == "127.0.0.1"
     assert int(env["HOOKLINE_METRICS_PORT"]) > 0
+
+
+def test_the_bench_s_workers_declare_the_queue_type_the_bench_compares_with() -> None:
+    classic = replace(DEFAULTS, queue_type="classic")
+    env = worker_env({"HOOKLINE_QUEUE_TYPE": "quorum"}, classic, Names("abc"), "sqlite://")
+    assert env["HOOKLINE_QUEUE_TYPE"] == "classic"
 
 
 def test_the_bench_s_workers_run_with_the_default_per_endpoint_cap() -> None:

@@ -10,8 +10,10 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from producer.settings import redacted_url
+from workers.broker.nodes import Nodes
 from workers.broker.topology import Topology
 from workers.errors import BenchError, describe_cause
+from workers.settings import QueueType
 
 CONNECT_TIMEOUT = 5.0
 
@@ -20,10 +22,7 @@ CONNECT_TIMEOUT = 5.0
 def channel(amqp_url: str) -> Iterator[BlockingChannel]:
     """A channel on a fresh connection, or :class:`BenchError` naming the broker (never its password)."""
     try:
-        parameters = pika.URLParameters(amqp_url)
-        parameters.socket_timeout = CONNECT_TIMEOUT
-        parameters.blocked_connection_timeout = 30.0
-        connection = pika.BlockingConnection(parameters)
+        connection = Nodes(amqp_url, timeout=CONNECT_TIMEOUT, blocked_timeout=30.0).connect()
     except (pika.exceptions.AMQPError, OSError, ValueError) as exc:
         reason = describe_cause(exc).splitlines()[0]
         raise BenchError(f"RabbitMQ is not reachable at {redacted_url(amqp_url)} ({reason})") from None
@@ -49,11 +48,15 @@ def queue_counts(amqp_url: str, queue: str) -> tuple[int, int]:
     return frame.method.message_count, frame.method.consumer_count
 
 
-def declare_baseline(amqp_url: str, exchange: str, queue: str) -> None:
-    """The baseline's own exchange and durable queue, every event bound to it (as hookline's events queue)."""
+def declare_baseline(amqp_url: str, exchange: str, queue: str, queue_type: QueueType) -> None:
+    """The baseline's own exchange and durable queue, every event bound to it (as hookline's events queue).
+
+    The queue has the type of hookline's events queue, so the comparison measures the code, not
+    the queue type.
+    """
     with channel(amqp_url) as ch:
         ch.exchange_declare(exchange, exchange_type="topic", durable=True)
-        ch.queue_declare(queue, durable=True)
+        ch.queue_declare(queue, durable=True, arguments={"x-queue-type": queue_type})
         ch.queue_bind(queue, exchange, routing_key="#")
 
 

@@ -43,7 +43,9 @@ class Counts:
 def consume(amqp_url: str, queue: str, url: str, counts: Counts) -> None:
     """POST every message of ``queue`` to ``url`` and ack it, until interrupted."""
     client = httpx.Client(timeout=15.0)
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    # The nodes of a comma-separated URL, tried in turn, as hookline's workers do.
+    nodes = [pika.URLParameters(node.strip()) for node in amqp_url.split(",") if node.strip()]
+    connection = pika.BlockingConnection(nodes)
     channel = connection.channel()
     channel.basic_qos(prefetch_count=PREFETCH)
 

@@ -37,8 +37,9 @@ from workers.bench.progress import Progress
 from workers.bench.sampler import ProcessSampler, Usage
 from workers.broker.topology import Topology
 from workers.errors import BenchError
-from workers.settings import Settings
+from workers.settings import QueueType, Settings
 from workers.subscriptions import db
+from workers.subscriptions.secretbox import SecretBox, generate_key
 from workers.subscriptions.store import SubscriptionStore
 
 POLL = 0.1  # seconds between looks at the receiver's count while waiting for deliveries
@@ -56,6 +57,7 @@ class Options:
     amqp_url: str
     database_url: str | None  # None: a temporary SQLite file
     timeout: float  # give up waiting once no delivery arrived for this long
+    queue_type: QueueType  # of the bench's workers' queues and of the baseline's queue alike
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ def worker_env(base: Mapping[str, str], options: Options, names: Names, database
         "HOOKLINE_AMQP_URL": options.amqp_url,
         "HOOKLINE_EXCHANGE": names.prefix,
         "HOOKLINE_QUEUE_PREFIX": names.prefix,
+        "HOOKLINE_QUEUE_TYPE": options.queue_type,
         "HOOKLINE_DATABASE_URL": database_url,
         "HOOKLINE_ALLOW_PRIVATE_NETWORKS": "true",  # the receiver is on loopback
         # Metrics on, as in production (multiprocess files included), on a free loopback port:
@@ -146,11 +149,18 @@ def _hookline_started(
 ) -> report.Phase:
     database_url = options.database_url or f"sqlite:///{workdir / 'bench.db'}"
     env = worker_env(os.environ, options, names, database_url)
-    topology = Topology(exchange=names.prefix, prefix=names.prefix)
+    if options.database_url is None:  # its own database: a secrets key of its own, gone with it
+        env["HOOKLINE_SECRETS_KEY"] = generate_key()
+        secrets = SecretBox([env["HOOKLINE_SECRETS_KEY"]])
+    else:
+        secrets = SecretBox.from_settings(load(Settings))
+    topology = Topology(exchange=names.prefix, prefix=names.prefix, queue_type=options.queue_type)
     with ExitStack() as stack:
         stack.callback(amqp.delete_topology, options.amqp_url, names.prefix, names.prefix)
         _setup(env)
-        _subscribe(stack, database_url, receiver.url, names.event_type, options.subscriptions)
+        _subscribe(
+            stack, database_url, receiver.url, names.event_type, options.subscriptions, secrets=secrets
+        )
         progress.note(f"starting {options.processes} worker process(es) x {options.threads} threads")
         workers = Workers(env, workdir / "worker.log", options.processes, options.threads)
         stack.callback(workers.stop)
@@ -175,7 +185,15 @@ def _hookline_running(
             "HOOKLINE_* settings, or leave out --running-workers"
         )
     with ExitStack() as stack:
-        _subscribe(stack, settings.database_url, receiver.url, names.event_type, options.subscriptions)
+        secrets = SecretBox.from_settings(settings)
+        _subscribe(
+            stack,
+            settings.database_url,
+            receiver.url,
+            names.event_type,
+            options.subscriptions,
+            secrets=secrets,
+        )
         wait = settings.subscription_refresh_seconds + 1
         progress.note(f"waiting {wait:g}s for the workers to load the bench's subscriptions")
         time.sleep(wait)
@@ -195,12 +213,14 @@ def _setup(env: Mapping[str, str]) -> None:
         raise BenchError(f"hookline setup failed: {last}")
 
 
-def _subscribe(stack: ExitStack, database_url: str, url: str, event_type: str, count: int) -> None:
+def _subscribe(
+    stack: ExitStack, database_url: str, url: str, event_type: str, count: int, *, secrets: SecretBox
+) -> None:
     """Add ``count`` subscriptions for ``event_type``, each on its own path; removed when ``stack`` closes."""
     engine = db.create_engine(database_url)
     stack.callback(engine.dispose)
     db.ensure_migrated(engine)
-    store = SubscriptionStore(engine)
+    store = SubscriptionStore(engine, secrets)
     for index in range(count):
         subscription = store.add(f"{url}/h/{index}", [event_type], description="hookline bench")
         stack.callback(store.remove, subscription.id)
@@ -311,7 +331,7 @@ def _baseline(options: Options, receiver: Receiver, progress: Progress, names: N
     name = f"{names.prefix}.baseline"  # its own exchange and queue
     with ExitStack() as stack:
         stack.callback(amqp.delete_baseline, options.amqp_url, name, name)
-        amqp.declare_baseline(options.amqp_url, name, name)
+        amqp.declare_baseline(options.amqp_url, name, name, options.queue_type)
         progress.note(f"starting {options.processes} baseline process(es)")
         loops = BaselineLoops(options.amqp_url, name, f"{receiver.url}/b", options.processes)
         posts: dict[str, int] = {}

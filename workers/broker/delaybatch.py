@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ import pika.exceptions
 from dramatiq import Message
 from pika.adapters.blocking_connection import BlockingChannel
 
+from workers.broker.nodes import Nodes, publish_confirmed
 from workers.broker.topology import RETRY_ACTOR
 from workers.errors import DelayNotStored
 
@@ -197,13 +197,13 @@ class DelayBatcher:
 
     def _send(self, queue: str, body: bytes) -> None:
         properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
-        try:
+
+        def publish() -> None:
             self._open_channel().basic_publish("", queue, body, properties, mandatory=True)
-        except (pika.exceptions.AMQPConnectionError, pika.exceptions.ConnectionWrongStateError):
-            # The connection died since the last batch: once more on a new one. If the first
-            # publish was stored after all, the deliveries are stored twice, never lost.
-            self._close()
-            self._open_channel().basic_publish("", queue, body, properties, mandatory=True)
+
+        # The connection may have died since the last batch, its node may stop, or the queue be
+        # between leaders: the batch is tried again on a new connection, which starts at the next node.
+        publish_confirmed(publish, reconnect=self._close)
 
     def _keep_alive(self) -> None:
         """While idle, let pika answer heartbeats, so RabbitMQ does not drop the connection."""
@@ -230,11 +230,8 @@ class DelayBatcher:
 
 
 def connector(url: str) -> Callable[[], pika.BlockingConnection]:
-    """Opens the batcher's connection, named so that an operator can tell it apart."""
+    """Opens the batcher's connection, named so that an operator can tell it apart.
 
-    def connect() -> pika.BlockingConnection:
-        parameters = pika.URLParameters(url)
-        parameters.client_properties = {"connection_name": f"hookline delay batcher (pid {os.getpid()})"}
-        return pika.BlockingConnection(parameters)
-
-    return connect
+    ``url`` may name several nodes: a connection that replaces a lost one tries the next node first.
+    """
+    return Nodes(url, name="hookline delay batcher").connect

@@ -8,14 +8,19 @@ consumer of that one queue wraps every body, whatever it holds, into a
 Every other queue holds dramatiq's own messages and is consumed unchanged.
 
 This subclasses dramatiq's private RabbitMQ consumer; pyproject pins dramatiq
-to 2.x for that reason. Dramatiq declares its own ``.DQ``/``.XQ`` companions
-with fixed arguments; the actor queues are declared through the dramatiq
-broker so the arguments always match (a mismatch is a PRECONDITION_FAILED
-channel error).
+to 2.x for that reason. Dramatiq declares each actor queue with its ``.DQ``
+and ``.XQ`` companions whenever it consumes or publishes; the broker gives it
+hookline's arguments for them (quorum or classic, see
+:mod:`workers.broker.topology`), so every declaration of a queue matches. A
+mismatch is a PRECONDITION_FAILED channel error, which :func:`ensure` turns
+into one line naming the queue: that is what a broker holding queues of the
+other type answers, since a queue's type cannot change in place.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pika
@@ -27,42 +32,79 @@ from dramatiq.common import q_name, xq_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware
 
-from producer.settings import redacted_url
+from producer.errors import root_cause
+from producer.settings import node_urls, redacted_url
 from workers.broker import heldacks
+from workers.broker.nodes import Nodes, publish_confirmed
 from workers.broker.topology import ALL_EVENTS, FAN_OUT_ACTOR, RawEvent, Topology
 from workers.errors import TopologyError, describe_cause
 from workers.observability.logs import get_logger
-from workers.settings import Settings
+from workers.settings import QueueType, Settings
 
 log = get_logger(component="consumer")
 HELD_ACK_HEADROOM = 48
+PRECONDITION_FAILED = 406
+# RabbitMQ's reply to a declare whose arguments differ from the queue's, e.g. "inequivalent arg
+# 'x-queue-type' for queue 'hookline.events' in vhost '/': received the value 'quorum' of type
+# 'longstr' but current is none".
+_INEQUIVALENT = re.compile(
+    r"inequivalent arg '(?P<argument>[^']+)' for queue '(?P<queue>[^']+)'.*?: (?P<detail>.*)"
+)
+MOVING = "docs/deployment.md#moving-between-queue-types"
 
 
 class HooklineBroker(RabbitmqBroker):
     """A RabbitMQ broker whose events queue yields raw events to the fan-out actor."""
 
     def __init__(self, *, topology: Topology, url: str, middleware: list[Middleware]) -> None:
+        self._nodes = Nodes(url)  # before dramatiq's __init__, which sets `parameters`
         # Confirms make enqueue wait until RabbitMQ stored the delivery, so an
         # event is acked only after all its deliveries are safe.
-        super().__init__(url=url, middleware=middleware, confirm_delivery=True)
+        super().__init__(url=node_urls(url), middleware=middleware, confirm_delivery=True)
         self.topology = topology
 
+    @property
+    def parameters(self) -> list[pika.URLParameters]:
+        """What dramatiq connects with: every node, one further along for each new connection."""
+        return self._nodes.parameters()
+
+    @parameters.setter
+    def parameters(self, _built_by_dramatiq: object) -> None:
+        # dramatiq's __init__ stores the parameters it built from the URLs; _nodes has the same.
+        return
+
     def publish_confirmed(self, queue: str, body: bytes, properties: pika.BasicProperties) -> None:
-        """Publish straight to ``queue`` and return once RabbitMQ stored it (confirm + mandatory)."""
-        try:
+        """Publish straight to ``queue`` and return once RabbitMQ stored it (confirm + mandatory).
+
+        A publish that failed for a lost node, or a queue between leaders, is tried again on a
+        new connection; once it has failed for good, this thread's connection is dropped too.
+        """
+
+        def publish() -> None:
             self.channel.basic_publish("", queue, body, properties=properties, mandatory=True)
-        except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError):
+
+        def reconnect() -> None:
             del self.connection  # never reuse a broken channel on this thread
+
+        try:
+            publish_confirmed(publish, reconnect=reconnect)
+        except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError):
+            reconnect()
             raise
 
     @property
     def consumer_class(self) -> type[_HeldAckConsumer]:
         return _HeldAckConsumer
 
+    def _build_queue_arguments(self, queue_name: str) -> dict[str, Any]:
+        # dramatiq declares an actor queue and its .DQ with these.
+        return self.topology.actor_queue_arguments(queue_name)
+
     def _declare_xq_queue(self, queue_name: str) -> Any:
-        # dramatiq gives .XQ queues a 7-day TTL; hookline expires nothing an
-        # operator did not ask it to (.XQ receives only crashed messages).
-        return self.channel.queue_declare(queue=xq_name(queue_name), durable=True)
+        # dramatiq gives .XQ queues a 7-day TTL; hookline expires nothing an operator
+        # did not ask it to (.XQ receives crashed messages and those redelivered too often).
+        arguments = self.topology.parking_queue_arguments()
+        return self.channel.queue_declare(queue=xq_name(queue_name), durable=True, arguments=arguments)
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Consumer:
         # dramatiq prefetches twice its threads. A message whose ack is held for a delay batch
@@ -133,15 +175,10 @@ def declare(broker: HooklineBroker) -> None:
         broker.declare_queue(queue, ensure=True)
     channel = broker.channel
     channel.exchange_declare(topology.exchange, exchange_type="topic", durable=True)
-    channel.queue_declare(topology.invalid_events_queue, durable=True)
-    channel.queue_declare(topology.dead_letters_queue, durable=True)
+    for queue in (topology.invalid_events_queue, topology.dead_letters_queue):
+        channel.queue_declare(queue, durable=True, arguments=topology.parking_queue_arguments())
     for seconds, queue in topology.delay_queues.items():
-        arguments = {
-            "x-message-ttl": seconds * 1000,
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": topology.retries_queue,
-        }
-        channel.queue_declare(queue, durable=True, arguments=arguments)
+        channel.queue_declare(queue, durable=True, arguments=topology.delay_queue_arguments(seconds))
     channel.queue_bind(topology.events_queue, topology.exchange, routing_key=ALL_EVENTS)
 
 
@@ -152,9 +189,60 @@ def ensure(settings: Settings) -> Topology:
     try:
         declare(broker)
     except (ConnectionClosed, pika.exceptions.AMQPError) as exc:
-        reason = describe_cause(exc)
-        where = redacted_url(settings.amqp_url)
-        raise TopologyError(f"cannot declare exchange and queues on {where}: {reason}") from exc
+        raise TopologyError(_why_not_declared(broker, exc, redacted_url(settings.amqp_url))) from exc
     finally:
         broker.close()
     return topology
+
+
+def _why_not_declared(broker: HooklineBroker, error: BaseException, where: str) -> str:
+    mismatch = Mismatch.parse(root_cause(error))
+    if mismatch is None:
+        return f"cannot declare exchange and queues on {where}: {describe_cause(error)}"
+    return mismatch.describe(broker.topology.queue_type, _declared_type(broker, mismatch.queue), where)
+
+
+def _declared_type(broker: HooklineBroker, queue: str) -> QueueType | None:
+    """The type ``queue`` has if it is hookline's queue of the other type; None if it is not that either.
+
+    Found by declaring it as the other type would: a declare whose arguments match changes nothing.
+    RabbitMQ compares some arguments before the type, so its refusal alone cannot say.
+    """
+    other: QueueType = "classic" if broker.topology.queue_type == "quorum" else "quorum"
+    del broker.channel  # the broker closed it with the refusal
+    try:
+        arguments = replace(broker.topology, queue_type=other).arguments(queue)
+        broker.channel.queue_declare(queue, durable=True, arguments=arguments)
+    except (KeyError, pika.exceptions.AMQPError):
+        return None
+    return other
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """RabbitMQ's refusal to declare a queue with other arguments than it has (PRECONDITION_FAILED)."""
+
+    queue: str
+    argument: str
+    detail: str  # RabbitMQ's words: "received none but current is the value 'quorum' of type 'longstr'"
+
+    @classmethod
+    def parse(cls, error: BaseException) -> Mismatch | None:
+        if getattr(error, "reply_code", None) != PRECONDITION_FAILED:
+            return None
+        found = _INEQUIVALENT.search(str(getattr(error, "reply_text", "")))
+        return None if found is None else cls(found["queue"], found["argument"], found["detail"])
+
+    def describe(self, wanted: QueueType, existing: QueueType | None, where: str) -> str:
+        """One line: which queue, what differs, and how to move on."""
+        if existing is not None and existing != wanted:
+            return (
+                f"queue {self.queue} on {where} is a {existing} queue but HOOKLINE_QUEUE_TYPE={wanted}: "
+                f"a queue's type cannot change in place; move to new queues ({MOVING}) "
+                f"or set HOOKLINE_QUEUE_TYPE={existing}"
+            )
+        return (
+            f"queue {self.queue} on {where} has another {self.argument} than hookline declares with "
+            f"HOOKLINE_QUEUE_TYPE={wanted} ({self.detail}); a queue's arguments cannot change in place: "
+            f"see {MOVING}"
+        )

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import click
 
-from producer.settings import ProducerSettings, load
+from producer.settings import load
 from workers.bench import plot, table
 from workers.bench.progress import Progress
 from workers.cli.output import json_option, print_json
 from workers.cli.worker import default_processes
 from workers.errors import BenchError
+from workers.settings import Settings
 
 
 class BenchFailed(click.ClickException):
@@ -101,6 +102,7 @@ def bench(
     # Here, not at the top: the run samples worker processes with psutil, from the bench extra.
     from workers.bench.run import Options, run  # noqa: PLC0415
 
+    settings = load(Settings)
     options = Options(
         events=events,
         subscriptions=subscriptions,
@@ -109,9 +111,10 @@ def bench(
         threads=threads,
         baseline=baseline,
         running_workers=running_workers,
-        amqp_url=amqp_url or load(ProducerSettings).amqp_url,
+        amqp_url=amqp_url or settings.amqp_url,
         database_url=database_url,
         timeout=timeout,
+        queue_type=settings.queue_type,
     )
     try:
         if plot_path is not None:

@@ -25,6 +25,7 @@ from workers.ops import dlq as operations
 from workers.ops.dlq import Entry, PurgeReport, ReplayReport, Selection
 from workers.settings import Settings
 from workers.subscriptions.db import create_engine, ensure_migrated
+from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import SubscriptionStore
 
 LIST_COLUMNS = (
@@ -226,11 +227,13 @@ def _settings() -> Settings:
 
 @contextlib.contextmanager
 def _open_store(settings: Settings) -> Iterator[SubscriptionStore]:
-    """A store on the configured database, after checking its schema once."""
+    """A store on the configured database, after checking the secrets key and the schema once."""
+    # Replay reads each subscription, secrets and all: it needs the key the workers have.
+    secrets = SecretBox.from_settings(settings)
     engine = create_engine(settings.database_url)
     try:
         ensure_migrated(engine)
-        yield SubscriptionStore(engine)
+        yield SubscriptionStore(engine, secrets)
     finally:
         engine.dispose()
 

@@ -1,15 +1,24 @@
-"""``hookline setup``: migrate the database and declare the broker topology, for deploy pipelines."""
+"""``hookline setup``: migrate the database and declare the broker topology, for deploy pipelines.
+
+After migrating it encrypts, with the newest ``HOOKLINE_SECRETS_KEY``, every
+stored signing secret that is not yet: secrets stored before hookline encrypted
+them, and those encrypted with an older key (the last step of a key rotation).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from producer.settings import load, redacted_url
+from producer.settings import load
 from workers.broker import rabbitmq
 from workers.broker.topology import DELAY_TIERS
 from workers.cli.output import json_option, print_json
 from workers.settings import Settings
 from workers.subscriptions import db
+from workers.subscriptions.secretbox import SecretBox
+from workers.subscriptions.store import SubscriptionStore
 
 
 @click.command()
@@ -20,12 +29,16 @@ def setup(as_json: bool) -> None:
     Safe to run any number of times; run it before workers roll out.
     """
     settings = load(Settings)
+    secrets = SecretBox.from_settings(settings)  # refuses before changing anything if the key is unset
     applied = db.migrate(settings.database_url)
+    sealed = _reseal(settings.database_url, secrets)
     declared = rabbitmq.ensure(settings)
     result = {
-        "database": redacted_url(settings.database_url),
+        "database": db.mask_url(settings.database_url),
         "migrations_applied": applied,
+        "secrets": sealed,
         "exchange": declared.exchange,
+        "queue_type": declared.queue_type,
         "queues": [
             declared.events_queue,
             declared.retries_queue,
@@ -39,7 +52,31 @@ def setup(as_json: bool) -> None:
         return
     state = f"applied {', '.join(applied)}" if applied else "already up to date"
     click.echo(f"database  {result['database']}: {state}")
+    click.echo(f"secrets   {_describe(sealed)}")
     click.echo(f"exchange  {declared.exchange} (topic, durable), all events bound to {declared.events_queue}")
-    click.echo(f"queues    {', '.join(result['queues'])}")
+    click.echo(f"queues    {', '.join(result['queues'])} ({declared.queue_type})")
     shortest, longest = (declared.delay_queue(tier) for tier in (DELAY_TIERS[0], DELAY_TIERS[-1]))
     click.echo(f"delays    {len(DELAY_TIERS)} queues, {shortest} … {longest}")
+
+
+def _reseal(database_url: str, secrets: SecretBox) -> dict[str, Any]:
+    """Encrypt every stored secret the newest key did not encrypt; what was found and done."""
+    engine = db.create_engine(database_url)
+    try:
+        report = SubscriptionStore(engine, secrets).reseal_secrets()
+    finally:
+        engine.dispose()
+    return {
+        "encrypted": secrets.encrypts,
+        "keys": secrets.key_count,
+        "subscriptions": report.subscriptions,
+        "reencrypted": report.resealed,
+    }
+
+
+def _describe(sealed: dict[str, Any]) -> str:
+    if not sealed["encrypted"]:
+        return "NOT encrypted (no HOOKLINE_SECRETS_KEY; HOOKLINE_ALLOW_PLAINTEXT_SECRETS is for development)"
+    keys = "HOOKLINE_SECRETS_KEY" if sealed["keys"] == 1 else f"the first of {sealed['keys']} keys"
+    counts = f"{sealed['reencrypted']} of {sealed['subscriptions']} subscriptions re-encrypted now"
+    return f"encrypted with {keys}, {counts}"

@@ -3,6 +3,11 @@
 Store errors (unknown id, invalid URL, pattern or secret, unmigrated database)
 propagate as StoreError; the ``hookline`` root prints them as one line and exits 1.
 Secrets are printed only by ``add``, ``rotate-secret`` and ``show --show-secret``.
+A command that changes a subscription then tells the running workers, on the
+broker, so that they reload it at once (:mod:`workers.broker.changes`); if the
+broker cannot be reached, a note says so and the workers see the change at
+their next periodic reload. Every command needs ``HOOKLINE_SECRETS_KEY``, since each reads or writes them
+(encrypted in the database); without it, each refuses with one line (exit 2).
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from datetime import timedelta
 import click
 
 from producer.settings import load
+from workers.broker import changes
+from workers.broker.topology import Topology
 from workers.cli.output import json_option, print_json, print_record, print_table
 from workers.settings import Settings
 from workers.subscriptions.db import create_engine, ensure_migrated
+from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import Subscription, SubscriptionStore
 
 LIST_COLUMNS = ("id", "url", "events", "enabled", "description")
@@ -28,13 +36,30 @@ SAVE_IT_NOW = (
 
 @contextmanager
 def _open_store(settings: Settings | None = None) -> Iterator[SubscriptionStore]:
-    """A store on the configured database, after checking its schema once."""
-    engine = create_engine((settings or load(Settings)).database_url)
+    """A store on the configured database, after checking the secrets key and the schema once."""
+    settings = settings or load(Settings)
+    secrets = SecretBox.from_settings(settings)
+    engine = create_engine(settings.database_url)
     try:
         ensure_migrated(engine)
-        yield SubscriptionStore(engine)
+        yield SubscriptionStore(engine, secrets)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _changing_store(settings: Settings | None = None) -> Iterator[SubscriptionStore]:
+    """:func:`_open_store`, and once the change is committed, the workers are told of it."""
+    settings = settings or load(Settings)
+    with _open_store(settings) as store:
+        yield store
+    exchange = Topology.from_settings(settings).subscription_changes_exchange
+    not_told = changes.announce(settings.amqp_url, exchange)
+    if not_told is not None:
+        seconds = f"{settings.subscription_refresh_seconds:g}"
+        click.echo(
+            f"note: workers not told of the change ({not_told}); they see it within {seconds}s", err=True
+        )
 
 
 @click.group()
@@ -57,7 +82,7 @@ def subscriptions() -> None:
 @json_option
 def add(url: str, events: tuple[str, ...], secret: str | None, description: str, as_json: bool) -> None:
     """Subscribe URL to events; prints the signing secret this one time."""
-    with _open_store() as store:
+    with _changing_store() as store:
         subscription = store.add(url, events, secret=secret, description=description)
     if as_json:
         print_json(subscription.to_record(show_secret=True))
@@ -117,7 +142,7 @@ def show(subscription_id: str, show_secret: bool, as_json: bool) -> None:
 @json_option
 def enable(subscription_id: str, as_json: bool) -> None:
     """Resume deliveries to a subscription, however it was disabled; its failure record starts afresh."""
-    with _open_store() as store:
+    with _changing_store() as store:
         subscription = store.set_enabled(subscription_id, True)
     _print(subscription, as_json=as_json)
 
@@ -127,7 +152,7 @@ def enable(subscription_id: str, as_json: bool) -> None:
 @json_option
 def disable(subscription_id: str, as_json: bool) -> None:
     """Stop deliveries; deliveries under way become dead letters, replayable after enable."""
-    with _open_store() as store:
+    with _changing_store() as store:
         subscription = store.set_enabled(subscription_id, False)
     _print(subscription, as_json=as_json)
 
@@ -137,7 +162,7 @@ def disable(subscription_id: str, as_json: bool) -> None:
 @json_option
 def remove(subscription_id: str, as_json: bool) -> None:
     """Delete a subscription."""
-    with _open_store() as store:
+    with _changing_store() as store:
         store.remove(subscription_id)
     if as_json:
         print_json({"id": subscription_id, "removed": True})
@@ -160,7 +185,7 @@ def rotate_secret(subscription_id: str, secret: str | None, grace: int | None, a
     """Replace the signing secret; webhooks carry both signatures during the grace period."""
     settings = load(Settings)
     seconds = settings.secret_rotation_grace_seconds if grace is None else grace
-    with _open_store(settings) as store:
+    with _changing_store(settings) as store:
         subscription = store.rotate_secret(
             subscription_id, new_secret=secret, grace=timedelta(seconds=seconds)
         )

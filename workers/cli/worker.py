@@ -1,7 +1,8 @@
 """``hookline worker``: run fan-out and delivery workers (a thin front over the dramatiq CLI).
 
 Before any process starts, the parent checks what every worker needs (settings,
-a migrated database, a reachable broker) so a mistake is one clear line, not a
+a secrets key that decrypts the stored secrets, a migrated database, a
+reachable broker) so a mistake is one clear line, not a
 traceback from each child. It then serves ``/metrics``, ``/healthz`` and
 ``/readyz`` on ``HOOKLINE_METRICS_PORT`` for as long as the workers run (see
 :mod:`workers.metrics_server`).
@@ -20,6 +21,8 @@ from workers.observability import logs
 from workers.ops import server as metrics_server
 from workers.settings import Settings
 from workers.subscriptions import db
+from workers.subscriptions.secretbox import SecretBox
+from workers.subscriptions.store import SubscriptionStore
 
 QUEUES = ("events", "retries")
 
@@ -68,16 +71,31 @@ def worker(processes: int, threads: int, queues: tuple[str, ...], shutdown_timeo
     unfinished ones are redelivered by RabbitMQ to another worker.
     """
     settings = load(Settings)
-    db.ensure_migrated(db.create_engine(settings.database_url))
+    secrets = _check_subscriptions(settings)
     declared = rabbitmq.ensure(settings)
     # Children log through a pipe, never a terminal: decide the format here.
     os.environ["HOOKLINE_LOG_FORMAT"] = logs.resolve_format(settings, sys.stderr)
     logs.configure(load(Settings))
+    if not secrets.encrypts:  # allowed for development only: never without a line saying so
+        logs.get_logger(component="worker").warning("secrets_stored_unencrypted")
     names = {"events": declared.events_queue, "retries": declared.retries_queue}
     selected = [names[queue] for queue in (queues or QUEUES)]
     with metrics_server.serving(settings, processes=processes):
         code = _run_dramatiq(processes, threads, selected, shutdown_timeout)
     sys.exit(code)
+
+
+def _check_subscriptions(settings: Settings) -> SecretBox:
+    """The secrets key is set, the database migrated, and the key decrypts every stored secret."""
+    secrets = SecretBox.from_settings(settings)
+    engine = db.create_engine(settings.database_url)
+    try:
+        db.ensure_migrated(engine)
+        # What each worker process does when it boots: a wrong key is one line here, not one per child.
+        SubscriptionStore(engine, secrets).load_all()
+    finally:
+        engine.dispose()
+    return secrets
 
 
 def _run_dramatiq(processes: int, threads: int, queues: list[str], shutdown_timeout: float) -> int:

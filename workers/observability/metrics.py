@@ -74,6 +74,7 @@ class _Metrics:
     subscriptions_disabled: Counter
     in_flight: Gauge
     breakers_open: Gauge
+    snapshot_age: Gauge
 
 
 def _build(per_subscription: bool) -> _Metrics:
@@ -145,6 +146,13 @@ def _build(per_subscription: bool) -> _Metrics:
             "hookline_circuit_breakers_open",
             "Open circuit breakers, summed over worker processes (each process has its own).",
             multiprocess_mode="livesum",
+            registry=r,
+        ),
+        snapshot_age=Gauge(
+            "hookline_subscriptions_snapshot_age_seconds",
+            "Seconds since the subscriptions a worker process matches events against were loaded; "
+            "the oldest among the pod's processes.",
+            multiprocess_mode="livemax",
             registry=r,
         ),
     )
@@ -244,6 +252,11 @@ def in_flight() -> Iterator[None]:
         yield
     finally:
         gauge.dec()
+
+
+def subscriptions_snapshot_age(seconds: float) -> None:
+    """How long ago this process's subscription snapshot was loaded (told after every reload attempt)."""
+    _metrics.snapshot_age.set(seconds)
 
 
 def set_breakers_open(count: int) -> None:

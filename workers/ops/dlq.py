@@ -29,6 +29,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from producer.settings import redacted_url
+from workers.broker.nodes import Nodes
 from workers.broker.topology import RETRY_ACTOR, Topology
 from workers.errors import (
     DeadLetterError,
@@ -335,7 +336,7 @@ def _channel(settings: Settings) -> Iterator[BlockingChannel]:
     """A channel on its own connection; closing it returns every unacked message to its queue."""
     where = redacted_url(settings.amqp_url)
     try:
-        connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+        connection = Nodes(settings.amqp_url).connect()  # the first node that answers
     except pika.exceptions.AMQPError as exc:
         raise DeadLetterError(f"cannot connect to {where}: {describe_cause(exc)}") from exc
     try:

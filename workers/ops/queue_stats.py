@@ -16,7 +16,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from producer.settings import redacted_url
+from workers.broker.nodes import Nodes
 from workers.broker.topology import Topology
 from workers.errors import BrokerUnreachable, describe_cause
 
@@ -53,12 +53,9 @@ class QueueReader:
     """
 
     def __init__(self, amqp_url: str, topology: Topology, timeout: float = TIMEOUT_SECONDS) -> None:
-        self._parameters = pika.URLParameters(amqp_url)
-        self._parameters.socket_timeout = timeout
-        self._parameters.stack_timeout = timeout
-        self._parameters.blocked_connection_timeout = timeout
-        self._parameters.connection_attempts = 1
-        self._where = redacted_url(amqp_url)
+        # With several nodes, a reconnect after a lost connection tries the next node first.
+        self._nodes = Nodes(amqp_url, timeout=timeout, blocked_timeout=timeout)
+        self._where = self._nodes.where
         self._roles = queues_by_role(topology)
         self._lock = threading.Lock()
         self._connection: pika.BlockingConnection | None = None
@@ -85,7 +82,7 @@ class QueueReader:
 
     def _read(self) -> QueueStats:
         if self._connection is None or not self._connection.is_open:
-            self._connection = pika.BlockingConnection(self._parameters)
+            self._connection = self._nodes.connect()
         channel = self._connection.channel()
         messages: dict[str, int] = {}
         consumers: dict[str, int] = {}

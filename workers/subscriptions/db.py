@@ -1,7 +1,10 @@
 """Database engines and schema migrations for the subscription store.
 
 SQLite suits a single host (several worker processes share one file);
-PostgreSQL suits everything else. Migrations are Alembic scripts shipped
+PostgreSQL suits everything else. A relative SQLite path is taken from the
+working directory and shown absolute in every message, so a command run from
+another directory says which file it opened; hookline creates that file
+readable by its owner only. Migrations are Alembic scripts shipped
 inside the package, so ``hookline setup`` works from an installed wheel with no
 ``alembic.ini``.
 """
@@ -9,6 +12,7 @@ inside the package, so ``hookline setup`` works from an installed wheel with no
 from __future__ import annotations
 
 import functools
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,25 +27,44 @@ from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from workers.errors import DatabaseNotMigrated, StoreError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-NOT_MIGRATED = "database is not migrated to the current schema: run `hookline setup`"
+NOT_MIGRATED = "is not migrated to the current schema: run `hookline setup`"
+# Query parameters libpq reads a password from (postgresql://host/db?password=...).
+_SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
+_MASK = "***"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 
 
 def normalize_url(url: str | URL) -> URL:
-    """The URL as SQLAlchemy should see it: plain ``postgresql://`` means psycopg 3."""
+    """The URL as SQLAlchemy should see it: plain ``postgresql://`` means psycopg 3; SQLite paths absolute."""
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    path = sqlite_file(parsed)
+    if path is not None:
+        parsed = parsed.set(database=str(path))
     return parsed
 
 
+def sqlite_file(url: URL) -> Path | None:
+    """The absolute path of a SQLite database file; None for another database, or one in memory or by URI."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    if url.query.get("uri") == "true":  # `file:` URIs carry their own options; left as written
+        return None
+    return Path(os.path.abspath(url.database))  # noqa: PTH100 - absolute without resolving symlinks
+
+
 def mask_url(url: str | URL) -> str:
-    """The URL with its password replaced by ``***``, safe for messages and logs."""
+    """The URL with its password replaced by ``***``, in the user part and in the query, safe to show."""
     try:
-        return normalize_url(url).render_as_string(hide_password=True)
+        parsed = normalize_url(url)
     except sa.exc.ArgumentError:
         return "<unparseable database URL>"
+    hidden = {key: _MASK for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS}
+    rendered = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
+    # Query values are percent-encoded when rendered: show the mask as the user part shows it.
+    return rendered.replace("%2A%2A%2A", _MASK)
 
 
 def create_engine(url: str | URL) -> Engine:
@@ -57,6 +80,9 @@ def create_engine(url: str | URL) -> Engine:
 
 
 def _sqlite_engine(url: URL) -> Engine:
+    path = sqlite_file(url)
+    if path is not None:
+        _create_private_file(path)
     engine = sa.create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
@@ -64,6 +90,21 @@ def _sqlite_engine(url: URL) -> Engine:
     sa.event.listen(engine, "connect", _configure_sqlite_connection)
     sa.event.listen(engine, "begin", _begin_sqlite_transaction)
     return engine
+
+
+def _create_private_file(path: Path) -> None:
+    """Create an empty database file only its owner may read, before SQLite creates it by the umask.
+
+    SQLite takes an empty file as an empty database, and gives the ``-wal`` and
+    ``-shm`` files it adds the mode of this one. A file that exists keeps its mode.
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the SQLite database {path}: {exc.strerror}") from exc
+    os.close(descriptor)
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
@@ -173,10 +214,10 @@ def ensure_migrated(engine: Engine) -> None:
     unknown = [version for version in versions if version not in _known_revisions()]
     if unknown:
         raise DatabaseNotMigrated(
-            f"database schema revision {unknown[0]!r} is unknown to this version of hookline: "
-            "upgrade hookline, or check HOOKLINE_DATABASE_URL"
+            f"database {mask_url(engine.url)}: schema revision {unknown[0]!r} is unknown to this version "
+            "of hookline: upgrade hookline, or check HOOKLINE_DATABASE_URL"
         )
-    raise DatabaseNotMigrated(NOT_MIGRATED)
+    raise DatabaseNotMigrated(f"database {mask_url(engine.url)} {NOT_MIGRATED}")
 
 
 def _read_versions(connection: Connection) -> list[str]:

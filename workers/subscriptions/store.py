@@ -4,6 +4,13 @@ The store validates everything before writing anything, and every write is a
 single SQL statement, so concurrent writers (several CLI calls, several worker
 processes sharing a SQLite file) never interleave half-done changes.
 
+Secrets are stored encrypted (:mod:`workers.subscriptions.secretbox`, with
+``HOOKLINE_SECRETS_KEY``): the store encrypts them as it writes and decrypts
+them as it reads, so a :class:`Subscription` holds them in plaintext and the
+database never does. :meth:`SubscriptionStore.load_all` decrypts only the
+secrets that changed since its last call, so the workers' cache, which calls it
+every few seconds, rarely decrypts anything.
+
 Secret rotation keeps one previous secret: the new one becomes current at
 once, the old one stays valid until ``previous_secret_expires_at``, and while
 both are active the workers sign every webhook with both.
@@ -21,11 +28,11 @@ from __future__ import annotations
 
 import builtins
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -34,8 +41,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from workers.errors import InvalidSubscription, StoreError, SubscriptionNotFound
 from workers.outbound.signing import generate_secret, secret_key
-from workers.subscriptions.db import UTCDateTime, describe_error
+from workers.subscriptions.db import UTCDateTime, describe_error, mask_url
 from workers.subscriptions.patterns import validate_pattern
+from workers.subscriptions.secretbox import SecretBox
 
 ID_PREFIX = "sub_"
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # lowercase base32
@@ -53,15 +61,23 @@ STATES = ("healthy", "failing", "disabled_failing", "disabled_gone", "disabled_m
 
 metadata = sa.MetaData()
 
-# Mirrors migrations 0001 and 0002; tests/integration/test_migrations.py checks they agree.
+
+class Opener(Protocol):
+    """Turns a stored secret into the secret (``SecretBox.open``, or a memo in front of it)."""
+
+    def __call__(self, stored: str, *, owner: str) -> str: ...
+
+
+# Mirrors migrations 0001 to 0003; tests/integration/test_migrations.py checks they agree.
+# The secret columns hold what SecretBox.seal made of a secret, never the secret itself.
 subscriptions_table = sa.Table(
     "subscriptions",
     metadata,
     sa.Column("id", sa.Text(), primary_key=True),
     sa.Column("url", sa.Text(), nullable=False),
     sa.Column("event_patterns", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
-    sa.Column("secret", sa.Text(), nullable=False),
-    sa.Column("previous_secret", sa.Text(), nullable=True),
+    sa.Column("encrypted_secret", sa.Text(), nullable=False),
+    sa.Column("encrypted_previous_secret", sa.Text(), nullable=True),
     sa.Column("previous_secret_expires_at", UTCDateTime(), nullable=True),
     sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
     sa.Column("description", sa.Text(), nullable=False, server_default=""),
@@ -187,16 +203,33 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class ResealReport:
+    """What :meth:`SubscriptionStore.reseal_secrets` found and did."""
+
+    subscriptions: int  # how many there are
+    resealed: int  # how many had a secret encrypted afresh with the newest key
+
+
 class SubscriptionStore:
     """Subscriptions in the database behind ``engine`` (SQLAlchemy Core, no ORM).
 
     Methods assume the schema is current; callers check once with
     :func:`workers.db.ensure_migrated`. Database failures surface as StoreError.
+    ``secrets`` encrypts and decrypts the signing secrets; a store made without
+    it can only count subscriptions and keep the workers' failure records
+    (``hookline status``, the metrics exporter), and raises on anything that
+    reads or writes a secret.
     """
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(
+        self, engine: Engine, secrets: SecretBox | None = None, *, clock: Callable[[], datetime] = _utcnow
+    ) -> None:
         self._engine = engine
+        self._secrets = secrets
         self._clock = clock
+        # What load_all() decrypted last time, by stored value: reused while a secret is unchanged.
+        self._opened: Mapping[str, str] = {}
 
     def add(
         self,
@@ -220,7 +253,7 @@ class SubscriptionStore:
             created_at=now,
             updated_at=now,
         )
-        values = _row_values(subscription)
+        values = _row_values(subscription, self._box())
         with self._transaction() as connection:
             connection.execute(sa.insert(subscriptions_table).values(**values))
         return subscription
@@ -231,7 +264,7 @@ class SubscriptionStore:
             row = connection.execute(query).mappings().first()
         if row is None:
             raise _not_found(subscription_id)
-        return _from_row(row)
+        return _from_row(row, self._box().open)
 
     def list(self, *, enabled: bool | None = None) -> builtins.list[Subscription]:
         """Subscriptions oldest first, optionally only the enabled or the disabled ones."""
@@ -241,8 +274,37 @@ class SubscriptionStore:
         return self._select_all(query)
 
     def load_all(self) -> builtins.list[Subscription]:
-        """Every subscription, in one SELECT: the workers' cache calls this every few seconds."""
-        return self._select_all(sa.select(subscriptions_table))
+        """Every subscription, in one SELECT: the workers' cache calls this every few seconds.
+
+        A secret stored as it was at the previous call is not decrypted again:
+        only new, rotated and re-encrypted ones cost a decryption.
+        """
+        box, known = self._box(), self._opened
+        opened: dict[str, str] = {}
+
+        def open_secret(stored: str, *, owner: str) -> str:
+            secret = known.get(stored)
+            opened[stored] = box.open(stored, owner=owner) if secret is None else secret
+            return opened[stored]
+
+        loaded = self._select_all(sa.select(subscriptions_table), open_secret)
+        self._opened = opened  # only what is stored now: the memo never outgrows the table
+        return loaded
+
+    def reseal_secrets(self) -> ResealReport:
+        """Encrypt with the newest key every stored secret it did not encrypt, plaintext ones included.
+
+        ``hookline setup`` runs this after migrating; a second run finds nothing
+        to do. Each row is rewritten only if its secrets are still those read, so
+        a concurrent ``rotate-secret`` (which encrypts with the newest key itself)
+        is never undone. Without a key (development mode) nothing is changed.
+        """
+        box, table = self._box(), subscriptions_table
+        query = sa.select(table.c.id, table.c.encrypted_secret, table.c.encrypted_previous_secret)
+        with self._transaction() as connection:
+            rows = connection.execute(query).mappings().all()
+            resealed = sum(_reseal_row(connection, box, row) for row in rows)
+        return ResealReport(subscriptions=len(rows), resealed=resealed)
 
     def count_by_state(self) -> dict[str, int]:
         """How many subscriptions are in each of :data:`STATES`, in one grouped SELECT."""
@@ -338,17 +400,26 @@ class SubscriptionStore:
             raise InvalidSubscription("the grace period must not be negative")
         secret = generate_secret() if new_secret is None else validate_secret(new_secret)
         keep_old = grace > timedelta(0)
-        # The right-hand sides see the row as it was, so the old secret moves in the same statement.
+        # The right-hand sides see the row as it was, so the old secret moves in the same statement,
+        # as it is stored: the box decrypts it with whichever key encrypted it.
         return self._update(
             subscription_id,
-            secret=secret,
-            previous_secret=subscriptions_table.c.secret if keep_old else None,
+            encrypted_secret=self._box().seal(secret),
+            encrypted_previous_secret=subscriptions_table.c.encrypted_secret if keep_old else None,
             previous_secret_expires_at=self._now() + grace if keep_old else None,
         )
 
     def _now(self) -> datetime:
         # Normalised here so that what add() returns equals what get() reads back.
         return self._clock().astimezone(UTC)
+
+    def _box(self) -> SecretBox:
+        if self._secrets is None:
+            # A programming error, not a setting: the commands that need secrets pass a box.
+            raise RuntimeError(
+                "this SubscriptionStore has no SecretBox: pass secrets= to read or write secrets"
+            )
+        return self._secrets
 
     def _update(self, subscription_id: str, **values: Any) -> Subscription:
         statement = (
@@ -357,11 +428,12 @@ class SubscriptionStore:
             .values(**values, updated_at=self._now())
             .returning(*subscriptions_table.c)
         )
+        box = self._box()  # before writing: a store that cannot read the row back must not change it
         with self._transaction() as connection:
             row = connection.execute(statement).mappings().first()
         if row is None:
             raise _not_found(subscription_id)
-        return _from_row(row)
+        return _from_row(row, box.open)
 
     def _bookkeep(self, subscription_id: str, *conditions: sa.ColumnElement[bool], **values: Any) -> bool:
         """One conditional UPDATE that leaves ``updated_at`` alone; True if it changed the row."""
@@ -373,10 +445,14 @@ class SubscriptionStore:
         with self._transaction() as connection:
             return connection.execute(statement).rowcount == 1
 
-    def _select_all(self, query: sa.Select[Any]) -> builtins.list[Subscription]:
+    def _select_all(
+        self, query: sa.Select[Any], open_secret: Opener | None = None
+    ) -> builtins.list[Subscription]:
+        opener = open_secret or self._box().open
         query = query.order_by(subscriptions_table.c.created_at, subscriptions_table.c.id)
         with self._transaction() as connection:
-            return [_from_row(row) for row in connection.execute(query).mappings()]
+            rows = connection.execute(query).mappings().all()
+        return [_from_row(row, opener) for row in rows]
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
@@ -384,7 +460,8 @@ class SubscriptionStore:
             with self._engine.begin() as connection:
                 yield connection
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"subscription store: {describe_error(exc)}") from exc
+            where = mask_url(self._engine.url)
+            raise StoreError(f"subscription store at {where}: {describe_error(exc)}") from exc
 
 
 def _state(enabled: bool, disabled_reason: str | None, failing: bool) -> str:
@@ -408,13 +485,14 @@ def _disabled(reason: str, now: datetime) -> dict[str, Any]:
     return {"enabled": False, "disabled_reason": reason, "disabled_at": _aware(now)}
 
 
-def _row_values(subscription: Subscription) -> dict[str, Any]:
+def _row_values(subscription: Subscription, box: SecretBox) -> dict[str, Any]:
+    previous = subscription.previous_secret
     return {
         "id": subscription.id,
         "url": subscription.url,
         "event_patterns": list(subscription.event_patterns),
-        "secret": subscription.secret,
-        "previous_secret": subscription.previous_secret,
+        "encrypted_secret": box.seal(subscription.secret),
+        "encrypted_previous_secret": None if previous is None else box.seal(previous),
         "previous_secret_expires_at": subscription.previous_secret_expires_at,
         "enabled": subscription.enabled,
         "description": subscription.description,
@@ -426,13 +504,15 @@ def _row_values(subscription: Subscription) -> dict[str, Any]:
     }
 
 
-def _from_row(row: sa.RowMapping) -> Subscription:
+def _from_row(row: sa.RowMapping, open_secret: Opener) -> Subscription:
+    owner = f"subscription {row['id']}"
+    previous = row["encrypted_previous_secret"]
     return Subscription(
         id=row["id"],
         url=row["url"],
         event_patterns=tuple(row["event_patterns"]),
-        secret=row["secret"],
-        previous_secret=row["previous_secret"],
+        secret=open_secret(row["encrypted_secret"], owner=owner),
+        previous_secret=None if previous is None else open_secret(previous, owner=owner),
         previous_secret_expires_at=row["previous_secret_expires_at"],
         enabled=bool(row["enabled"]),
         description=row["description"],
@@ -442,3 +522,19 @@ def _from_row(row: sa.RowMapping) -> Subscription:
         disabled_reason=row["disabled_reason"],
         disabled_at=row["disabled_at"],
     )
+
+
+def _reseal_row(connection: Connection, box: SecretBox, row: sa.RowMapping) -> bool:
+    """Re-encrypt the row's secrets that need it, if they are still as read; True if it was rewritten."""
+    table, owner = subscriptions_table, f"subscription {row['id']}"
+    stored = {column: row[column] for column in ("encrypted_secret", "encrypted_previous_secret")}
+    values = {
+        column: box.reseal(value, owner=owner)
+        for column, value in stored.items()
+        if value is not None and not box.is_sealed_with_newest(value)
+    }
+    if not values:
+        return False
+    unchanged = [table.c[column].is_not_distinct_from(value) for column, value in stored.items()]
+    statement = sa.update(table).where(table.c.id == row["id"], *unchanged).values(**values)
+    return bool(connection.execute(statement).rowcount == 1)
