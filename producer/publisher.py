@@ -314,6 +314,7 @@ class _Link:
         self._closing = False
         self._connection: _CoalescingConnection | None = None
         self._channel: Channel | None = None  # set once the channel is in confirm mode
+        self._retired: set[Channel] = set()  # closing after a nack (see _retire_channel)
         self._channel_opening = False
         self._unconfirmed: OrderedDict[int, _Pending] = OrderedDict()
         self._next_tag = 1
@@ -417,7 +418,10 @@ class _Link:
     def _on_channel_open(self, channel: Channel) -> None:
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_return_callback(self._on_return)
-        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._on_confirm_mode(channel))
+        channel.confirm_delivery(
+            lambda frame: self._on_confirm(channel, frame),
+            callback=lambda _frame: self._on_confirm_mode(channel),
+        )
 
     def _on_confirm_mode(self, channel: Channel) -> None:
         self._channel = channel
@@ -426,7 +430,11 @@ class _Link:
         self._ready.set()
         self._flush()
 
-    def _on_channel_closed(self, _channel: Channel, reason: Exception) -> None:
+    def _on_channel_closed(self, channel: Channel, reason: Exception) -> None:
+        if channel in self._retired:
+            self._retired.remove(channel)  # closed on purpose, its events already settled
+            self._maybe_finish_close()
+            return
         was_open, self._channel = self._channel is not None, None
         self._channel_opening = False
         if self._connection is None or not self._connection.is_open:
@@ -482,8 +490,10 @@ class _Link:
         self._next_tag += 1
 
     def _on_return(
-        self, _channel: Channel, method: Basic.Return, properties: BasicProperties, _body: bytes
+        self, channel: Channel, method: Basic.Return, properties: BasicProperties, _body: bytes
     ) -> None:
+        if channel is not self._channel:
+            return  # a retired channel's: its events were settled when it was retired
         # The broker sends basic.return before the ack of the same message, in publishing order,
         # so the returned one is the oldest unconfirmed event with this id and type not yet marked.
         for pending in self._unconfirmed.values():
@@ -496,7 +506,9 @@ class _Link:
                 return
         log.warning("the broker returned a message this publisher does not know: %r", properties.message_id)
 
-    def _on_confirm(self, frame: pika.frame.Method[Basic.Ack | Basic.Nack]) -> None:
+    def _on_confirm(self, channel: Channel, frame: pika.frame.Method[Basic.Ack | Basic.Nack]) -> None:
+        if channel is not self._channel:
+            return  # a retired channel's: its delivery tags are not the current channel's
         method = frame.method
         nacked = isinstance(method, Basic.Nack)
         if method.multiple:
@@ -506,7 +518,29 @@ class _Link:
             pending = self._unconfirmed.pop(method.delivery_tag, None)
             if pending is not None:  # None: it already failed with ConfirmTimeout
                 self._settle(pending, nacked=nacked)
+        if nacked:
+            self._retire_channel()
         self._maybe_finish_close()
+
+    def _retire_channel(self) -> None:
+        """After a nack, fail what is still unconfirmed on the channel and go on on a new one.
+
+        RabbitMQ 3.10 can leave a channel sending a quorum queue's messages to a leader the queue
+        lost; that channel then refuses (nacks) every later publish to the queue, for good, while a
+        new channel is fine. Elsewhere a nack is rare (a full queue that rejects publishes), so a
+        new channel then costs little. The events failed here may have been stored: as for any
+        failure, the caller publishes them again.
+        """
+        channel, self._channel = self._channel, None
+        if channel is None:
+            return
+        self._retired.add(channel)
+        self._fail_unconfirmed(
+            PublishError("not confirmed: the channel was replaced after the broker refused an event")
+        )
+        channel.close()
+        if self._outbox and not self._channel_opening:
+            self._open_channel()
 
     def _settle(self, pending: _Pending, *, nacked: bool) -> None:
         error: PublishError | None = None

@@ -163,6 +163,37 @@ def test_publish_raises_event_nacked_when_the_queue_refuses_the_event(
         topology.channel.queue_delete(full)
 
 
+def test_after_a_nack_the_publisher_goes_on_on_a_new_channel_of_its_connection(
+    amqp_url: str,
+    topology: Topology,
+    unique_name: str,
+    connections: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # RabbitMQ 3.10 can leave a channel nacking every publish to a quorum queue that changed leader
+    # (tests/integration/test_cluster.py): a nack retires the channel, whatever the cause.
+    channels: list[int] = []
+    opening = publisher_module._CoalescingConnection.channel
+    monkeypatch.setattr(
+        publisher_module._CoalescingConnection,
+        "channel",
+        lambda self, *args, **kwargs: channels.append(1) or opening(self, *args, **kwargs),
+    )
+    full = f"hookline.test.{unique_name}.full"
+    topology.channel.queue_declare(full, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+    topology.channel.queue_bind(full, topology.exchange, "full.#")
+    try:
+        with Publisher(ProducerSettings(amqp_url=amqp_url, exchange=topology.exchange)) as publisher:
+            publisher.publish(Event.create("full.first", {}))
+            with pytest.raises(EventNacked):
+                publisher.publish(Event.create("full.second", {}))
+            publisher.publish(Event.create("order.created", {}))
+    finally:
+        topology.channel.queue_delete(full)
+    assert topology.count(1) == 1
+    assert (len(connections), len(channels)) == (1, 2)
+
+
 def test_publish_many_confirms_5000_events_and_the_queue_holds_all_of_them(
     publisher: Publisher, topology: Topology
 ) -> None:
@@ -238,7 +269,7 @@ def test_publish_raises_confirm_timeout_when_no_confirm_arrives(
     amqp_url: str, topology: Topology, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The broker's confirms reach the publisher but are dropped, as if they never came.
-    monkeypatch.setattr(publisher_module._Link, "_on_confirm", lambda _self, _frame: None)
+    monkeypatch.setattr(publisher_module._Link, "_on_confirm", lambda _self, _channel, _frame: None)
     settings = ProducerSettings(amqp_url=amqp_url, exchange=topology.exchange)
     with Publisher(settings, confirm_timeout=0.5) as publisher:
         started = time.monotonic()
