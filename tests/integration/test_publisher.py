@@ -147,26 +147,30 @@ def test_publish_raises_broker_unavailable_within_seconds_without_showing_the_pa
     assert "s3cret-pw" not in repr(caught.value.__cause__)
 
 
-def test_publish_raises_event_nacked_when_the_queue_refuses_the_event(
-    amqp_url: str, topology: Topology, unique_name: str
-) -> None:
+@pytest.fixture
+def full_queue(topology: Topology, unique_name: str) -> Iterator[str]:
+    """A queue bound to `full.#` that holds one message and refuses (nacks) every later one."""
     full = f"hookline.test.{unique_name}.full"
     topology.channel.queue_declare(full, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
     topology.channel.queue_bind(full, topology.exchange, "full.#")
-    try:
-        with Publisher(ProducerSettings(amqp_url=amqp_url, exchange=topology.exchange)) as publisher:
-            publisher.publish(Event.create("full.first", {}))
-            second = Event.create("full.second", {})
-            with pytest.raises(EventNacked, match=f"the broker refused event {second.id}"):
-                publisher.publish(second)
-    finally:
-        topology.channel.queue_delete(full)
+    yield full
+    topology.channel.queue_delete(full)
+
+
+def test_publish_raises_event_nacked_when_the_queue_refuses_the_event(
+    amqp_url: str, topology: Topology, full_queue: str
+) -> None:
+    with Publisher(ProducerSettings(amqp_url=amqp_url, exchange=topology.exchange)) as publisher:
+        publisher.publish(Event.create("full.first", {}))
+        second = Event.create("full.second", {})
+        with pytest.raises(EventNacked, match=f"the broker refused event {second.id}"):
+            publisher.publish(second)
 
 
 def test_after_a_nack_the_publisher_goes_on_on_a_new_channel_of_its_connection(
     amqp_url: str,
     topology: Topology,
-    unique_name: str,
+    full_queue: str,
     connections: list[Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -179,17 +183,11 @@ def test_after_a_nack_the_publisher_goes_on_on_a_new_channel_of_its_connection(
         "channel",
         lambda self, *args, **kwargs: channels.append(1) or opening(self, *args, **kwargs),
     )
-    full = f"hookline.test.{unique_name}.full"
-    topology.channel.queue_declare(full, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
-    topology.channel.queue_bind(full, topology.exchange, "full.#")
-    try:
-        with Publisher(ProducerSettings(amqp_url=amqp_url, exchange=topology.exchange)) as publisher:
-            publisher.publish(Event.create("full.first", {}))
-            with pytest.raises(EventNacked):
-                publisher.publish(Event.create("full.second", {}))
-            publisher.publish(Event.create("order.created", {}))
-    finally:
-        topology.channel.queue_delete(full)
+    with Publisher(ProducerSettings(amqp_url=amqp_url, exchange=topology.exchange)) as publisher:
+        publisher.publish(Event.create("full.first", {}))
+        with pytest.raises(EventNacked):
+            publisher.publish(Event.create("full.second", {}))
+        publisher.publish(Event.create("order.created", {}))
     assert topology.count(1) == 1
     assert (len(connections), len(channels)) == (1, 2)
 
