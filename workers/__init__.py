@@ -7,10 +7,11 @@ layers never import higher ones (``tests/unit/test_layers.py`` checks it):
 2. ``observability``: logs, metrics, heartbeats: what every process records;
 3. ``outbound``: one signed HTTP POST to an endpoint, its address guard and per-endpoint isolation;
 4. ``subscriptions``: the store, its cache, patterns and automatic disabling;
-5. ``broker``: queue names (no dramatiq), the dramatiq broker on RabbitMQ, held acks, delay batches;
-6. ``pipeline``: an event's path: fan-out → attempts → waiting → retry policy → dead letters;
-7. ``middleware`` (dramatiq hooks) and ``ops`` (what operators run: dead letters, the
-   metrics server, queue statistics, the demo receiver);
-8. ``app``: the actors wired to a broker, the entry point of each worker process;
-9. ``bench``, then ``cli``: the ``hookline`` command.
+5. ``deliverylog``: the records of events and attempts, their tables, queries and retention;
+6. ``broker``: queue names (no dramatiq), the dramatiq broker on RabbitMQ, held acks, delay batches;
+7. ``pipeline``: an event's path: fan-out → attempts → waiting → retry policy → dead letters;
+8. ``middleware`` (dramatiq hooks) and ``ops`` (what operators run: dead letters, the
+   metrics server, queue statistics, the demo receiver, the recorder);
+9. ``app``: the actors wired to a broker, the entry point of each worker process;
+10. ``bench``, then ``cli``: the ``hookline`` command.
 """

@@ -261,6 +261,29 @@ class Settings(ProducerSettings):
         description="How long dead letters are kept in `<prefix>.deliveries.dead` (a per-message TTL, "
         "so it applies to letters parked after it is set); unset keeps them forever.",
     )
+    log_enabled: bool = Field(
+        default=True,
+        description="Record every event and attempt in the delivery log (published to "
+        "`<prefix>.log`, written to the database by `hookline recorder`); `false` records nothing.",
+    )
+    log_database_url: str | None = Field(
+        default=None,
+        description="Database of the delivery log, in the form of `HOOKLINE_DATABASE_URL`; unset: the "
+        "subscription store's database.",
+    )
+    log_retention: Seconds = Field(
+        default=14 * 86400.0,
+        ge=3600,
+        description="How long the delivery log keeps events and attempts (on PostgreSQL, whole daily "
+        "partitions are dropped once all they hold is older).",
+    )
+    log_payload_retention: Seconds | None = Field(
+        default=None,
+        ge=3600,
+        description="How long the delivery log keeps event payloads, if shorter than "
+        "`HOOKLINE_LOG_RETENTION` (older events keep their metadata, without the payload); unset: as "
+        "long as the rest.",
+    )
     # Disable a subscription failing continuously this long (Svix: 5 days); 0 never does.
     auto_disable_after: Seconds = Field(
         default=5 * 86400.0,
@@ -326,11 +349,13 @@ class Settings(ProducerSettings):
             )
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "log_database_url")
     @classmethod
-    def _database_url_names_a_supported_database(cls, value: str) -> str:
+    def _database_url_names_a_supported_database(cls, value: str | None) -> str | None:
         # Never echo the value: it may carry a password.
-        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+        if value is not None and not value.startswith(
+            ("sqlite://", "postgresql://", "postgresql+psycopg://")
+        ):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         return value
 
@@ -356,3 +381,8 @@ class Settings(ProducerSettings):
     @classmethod
     def _log_level_is_case_insensitive(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @property
+    def log_database(self) -> str:
+        """The delivery log's database URL: its own, or the subscription store's."""
+        return self.log_database_url or self.database_url

@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"workers.observability"},
     {"workers.outbound"},
     {"workers.subscriptions"},
+    {"workers.deliverylog"},
     {"workers.broker"},
     {"workers.pipeline"},
     {"workers.middleware", "workers.ops"},
