@@ -134,8 +134,9 @@ def test_get_of_an_unknown_id_raises_subscription_not_found(store: SubscriptionS
         lambda store: store.set_enabled("sub_missing", False),
         lambda store: store.remove("sub_missing"),
         lambda store: store.rotate_secret("sub_missing", grace=timedelta(0)),
+        lambda store: store.update("sub_missing", description="x"),
     ],
-    ids=["set_enabled", "remove", "rotate_secret"],
+    ids=["set_enabled", "remove", "rotate_secret", "update"],
 )
 def test_writes_to_an_unknown_id_raise_subscription_not_found(store: SubscriptionStore, call: object) -> None:
     store.add(URL, ["order.*"])
@@ -180,6 +181,47 @@ def test_set_enabled_changes_the_flag_and_updated_at_and_records_a_manual_disabl
     assert store.set_enabled(added.id, True) == replace(
         disabled, enabled=True, disabled_reason=None, disabled_at=None
     )
+
+
+def test_update_changes_what_is_given_and_keeps_the_id_secret_and_state(
+    store: SubscriptionStore, clock: FakeClock
+) -> None:
+    added = store.add(URL, ["order.*"], description="shop")
+    store.set_enabled(added.id, False)
+    later = clock.advance(minutes=5)
+
+    updated = store.update(added.id, url="https://example.org/new", event_patterns=["a", "b", "a"])
+
+    assert (updated.id, updated.secret, updated.created_at) == (added.id, added.secret, added.created_at)
+    assert (updated.url, updated.event_patterns, updated.description) == (
+        "https://example.org/new",
+        ("a", "b"),
+        "shop",
+    )
+    assert (updated.enabled, updated.disabled_reason, updated.updated_at) == (False, "manual", later)
+    assert store.get(added.id) == updated
+    assert store.update(added.id, description="").description == ""
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"url": "ftp://example.com"}, "URL must start with http"),
+        ({"event_patterns": []}, "at least one event pattern"),
+        ({"url": URL + "/new", "event_patterns": ["ord*"]}, "must stand alone"),
+        ({"description": "x" * 1001}, "description is longer"),
+        ({}, "nothing to update"),
+    ],
+)
+def test_update_refuses_an_invalid_or_empty_change_and_writes_nothing(
+    store: SubscriptionStore, change: dict[str, object], reason: str
+) -> None:
+    added = store.add(URL, ["order.*"])
+
+    with pytest.raises(InvalidSubscription, match=reason):
+        store.update(added.id, **change)  # type: ignore[arg-type]  # parametrised keyword arguments
+
+    assert store.get(added.id) == added
 
 
 def test_remove_deletes_only_that_subscription(store: SubscriptionStore) -> None:

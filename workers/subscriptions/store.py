@@ -319,6 +319,30 @@ class SubscriptionStore:
                 counts[_state(bool(enabled), reason, bool(is_failing))] += count
         return counts
 
+    def update(
+        self,
+        subscription_id: str,
+        *,
+        url: str | None = None,
+        event_patterns: Sequence[str] | None = None,
+        description: str | None = None,
+    ) -> Subscription:
+        """Change what is given (URL, patterns, description); the id, secrets and state stay as they are.
+
+        Everything is validated as :meth:`add` validates it, before anything is
+        written; an update that gives nothing is refused.
+        """
+        values: dict[str, Any] = {}
+        if url is not None:
+            values["url"] = validate_url(url)
+        if event_patterns is not None:
+            values["event_patterns"] = list(validate_patterns(event_patterns))
+        if description is not None:
+            values["description"] = validate_description(description)
+        if not values:
+            raise InvalidSubscription("nothing to update: give a URL, event patterns or a description")
+        return self._update(subscription_id, **values)
+
     def set_enabled(self, subscription_id: str, enabled: bool) -> Subscription:
         """Enable or disable at a person's request; ``updated_at`` moves either way.
 
