@@ -1,11 +1,7 @@
 """Operations on the dead-letters queue: browse, replay and purge, over a plain pika connection.
 
-A queue cannot be read without taking messages off it, so every operation
-consumes with manual acks and keeps what it reads unacked. Only the selected
-messages are acked; everything else returns to the queue, in its place, when
-the channel closes. An operation reads at most as many messages as the queue
-held when it began (a passive declare), so dead letters parked meanwhile
-cannot keep it running.
+Every operation reads the queue without taking from it, and acks only the
+dead letters it selected (:mod:`workers.ops.queuereader`).
 
 Replay publishes a fresh delivery of the same webhook (same ``webhook-id``,
 attempt 1) to the retries queue as a dramatiq message for the ``retry`` actor,
@@ -18,7 +14,7 @@ subscription was disabled or removed is refused and stays parked.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,29 +24,14 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from producer.settings import redacted_url
-from workers.broker.nodes import Nodes
 from workers.broker.topology import RETRY_ACTOR, Topology
-from workers.errors import (
-    DeadLetterError,
-    DeadLetterNotFound,
-    ReplayRefused,
-    SubscriptionNotFound,
-    describe_cause,
-)
+from workers.errors import DeadLetterNotFound, ReplayRefused, SubscriptionNotFound
+from workers.ops import queuereader
+from workers.ops.queuereader import Progress, message_count
 from workers.pipeline.deadletters import CAUSE_HEADER, REASON_HEADER, SUBSCRIPTION_HEADER, DeadLetter
 from workers.settings import Settings
 from workers.subscriptions.store import SubscriptionStore
 
-# on_progress(done, total): messages read so far, and how many the queue held at the start.
-Progress = Callable[[int, int], None]
-
-# How long a read waits for the next message before deciding that the queue
-# holds fewer than it counted (some expired, or another client holds them).
-SCAN_IDLE_SECONDS = 3.0
-# prefetch-count is a 16-bit field; 0 means no limit.
-MAX_PREFETCH = 65535
-NOT_FOUND = 404  # the reply code of a passive declare of a queue that does not exist
 # What a message without a message_id is called (only a body that is not a dead letter lacks one).
 NO_ID = "(no message_id)"
 
@@ -203,7 +184,7 @@ def browse(
     queue = Topology.from_settings(settings).dead_letters_queue
     entries: list[Entry] = []
     with _channel(settings) as channel:
-        total = _message_count(channel, queue)
+        total = message_count(channel, queue)
         for _tag, entry in _scan(channel, queue, total, on_progress):
             if selection.matches(entry):
                 entries.append(entry)
@@ -226,7 +207,7 @@ def count(
     if not selection.everything:
         return len(browse(settings, selection, on_progress=on_progress).entries)
     with _channel(settings) as channel:
-        return _message_count(channel, Topology.from_settings(settings).dead_letters_queue)
+        return message_count(channel, Topology.from_settings(settings).dead_letters_queue)
 
 
 def replay(
@@ -243,7 +224,7 @@ def replay(
     with _channel(settings) as channel:
         channel.confirm_delivery()
         replayer = _Replayer(channel, topology.retries_queue, store)
-        total = _message_count(channel, topology.dead_letters_queue)
+        total = message_count(channel, topology.dead_letters_queue)
         for tag, entry in _scan(channel, topology.dead_letters_queue, total, on_progress):
             if not selection.matches(entry):
                 continue
@@ -271,7 +252,7 @@ def purge(settings: Settings, selection: Selection, *, on_progress: Progress | N
     purged: list[str] = []
     found: set[str] = set()
     with _channel(settings) as channel:
-        total = _message_count(channel, queue)
+        total = message_count(channel, queue)
         for tag, entry in _scan(channel, queue, total, on_progress):
             if selection.matches(entry):
                 channel.basic_ack(tag)
@@ -331,52 +312,13 @@ class _Replayer:
             raise ReplayRefused("not confirmed: the broker refused to store the copy") from exc
 
 
-@contextlib.contextmanager
-def _channel(settings: Settings) -> Iterator[BlockingChannel]:
-    """A channel on its own connection; closing it returns every unacked message to its queue."""
-    where = redacted_url(settings.amqp_url)
-    try:
-        connection = Nodes(settings.amqp_url).connect()  # the first node that answers
-    except pika.exceptions.AMQPError as exc:
-        raise DeadLetterError(f"cannot connect to {where}: {describe_cause(exc)}") from exc
-    try:
-        yield connection.channel()
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        if exc.reply_code == NOT_FOUND:
-            raise DeadLetterError(
-                f"{describe_cause(exc)} on {where}: check HOOKLINE_QUEUE_PREFIX, or run `hookline setup`"
-            ) from exc
-        raise DeadLetterError(f"dead-letters queue on {where}: {describe_cause(exc)}") from exc
-    except pika.exceptions.AMQPError as exc:
-        raise DeadLetterError(f"dead-letters queue on {where}: {describe_cause(exc)}") from exc
-    finally:
-        with contextlib.suppress(pika.exceptions.AMQPError):
-            # A broken connection is already closed; the broker requeues either way.
-            if connection.is_open:
-                connection.close()
-
-
-def _message_count(channel: BlockingChannel, queue: str) -> int:
-    return channel.queue_declare(queue, passive=True).method.message_count
+def _channel(settings: Settings) -> contextlib.AbstractContextManager[BlockingChannel]:
+    return queuereader.channel(settings.amqp_url, "dead-letters queue")
 
 
 def _scan(
     channel: BlockingChannel, queue: str, total: int, on_progress: Progress | None
 ) -> Iterator[tuple[int, Entry]]:
-    """Up to ``total`` messages of ``queue`` with their delivery tags, each once; none is acked here."""
-    if total == 0:
-        return
-    # Unacked messages fill the prefetch window and everything read stays unacked,
-    # so the window must hold the whole count or the broker stops sending half way.
-    channel.basic_qos(prefetch_count=total if total <= MAX_PREFETCH else 0)
-    deliveries = channel.consume(queue, inactivity_timeout=SCAN_IDLE_SECONDS)
-    for done, (method, properties, body) in enumerate(deliveries, start=1):
-        if method is None or properties is None or body is None:
-            break  # fewer than counted: expired, or held by another client
-        # A Basic.Deliver always carries a tag; the assert narrows its type for mypy.
-        assert method.delivery_tag is not None  # noqa: S101 - see above
-        yield method.delivery_tag, Entry.read(properties, body)
-        if on_progress is not None:
-            on_progress(done, total)
-        if done >= total:
-            break
+    """Up to ``total`` dead letters with their delivery tags, each once; none is acked here."""
+    for read in queuereader.scan(channel, queue, total, on_progress):
+        yield read.tag, Entry.read(read.properties, read.body)
