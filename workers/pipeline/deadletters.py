@@ -31,6 +31,8 @@ ROUTING_KEY_HEADER = "x-hookline-routing-key"
 PARKED_AT_HEADER = "x-hookline-parked-at"
 SUBSCRIPTION_HEADER = "x-hookline-subscription-id"
 CAUSE_HEADER = "x-hookline-cause"
+# The actor queue a crashed message was taken from, on the copy parked in its .XQ.
+ORIGIN_QUEUE_HEADER = "x-hookline-queue"
 
 
 @dataclass(frozen=True, slots=True)
