@@ -23,6 +23,10 @@
      │    └── ReplayRefused              one dead letter was not replayed and stays parked:
      │                                   subscription disabled or removed, body not a dead
      │                                   letter, or the broker did not confirm the copy
+     ├── ReplayError                     a replay from the delivery log was refused or stopped:
+     │    │                              subscription disabled or removed, or the broker failed
+     │    └── RetryNotStored             RabbitMQ did not confirm a delivery published to the
+     │                                   retries queue (no such queue, or it refused the message)
      └── DeliveryFailed                  one attempt to POST a webhook failed; has .reason
           ├── RetryableDeliveryFailure   worth another attempt later
           │    ├── DeliveryTimeout       reason "timeout"
@@ -113,6 +117,14 @@ class DeadLetterNotFound(DeadLetterError, LookupError):
 
 class ReplayRefused(DeadLetterError):
     """One dead letter was not replayed and stays in the queue; the message says why."""
+
+
+class ReplayError(HooklineError):
+    """A replay from the delivery log was refused, or stopped part way; the message says which and why."""
+
+
+class RetryNotStored(ReplayError):
+    """RabbitMQ did not confirm a delivery published to the retries queue: it may not hold it."""
 
 
 class DeliveryFailed(HooklineError):
