@@ -18,6 +18,10 @@
      │                                   `hookline bench` exits 2
      ├── DelayNotStored                  RabbitMQ did not confirm deliveries sent to wait in a
      │                                   delay queue: the message that carried them is rejected
+     ├── RecordsNotStored                RabbitMQ did not confirm the delivery-log records of a
+     │                                   message: it is rejected, never acked without them
+     ├── RecorderError                   `hookline recorder` cannot go on (its log database or
+     │                                   queue cannot be opened at start)
      ├── DeadLetterError                 the dead-letters queue could not be read or changed
      │    ├── DeadLetterNotFound         no dead letter in the queue has the given id
      │    └── ReplayRefused              one dead letter was not replayed and stays parked:
@@ -132,7 +136,9 @@ class DeliveryFailed(HooklineError):
 
     ``reason`` is a short, bounded kind (``http_status``, ``timeout``, ``connect``,
     ``dns``, ``tls``, ...) carried by logs, metrics and dead letters alike;
-    ``status`` is the HTTP status when there was a response.
+    ``status`` is the HTTP status when there was a response, and
+    ``response_body`` the start of what the endpoint answered (as much as
+    ``HOOKLINE_MAX_RESPONSE_BYTES`` read), for the delivery log.
     """
 
     reason = Reason.ERROR
@@ -140,6 +146,7 @@ class DeliveryFailed(HooklineError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.response_body: bytes | None = None
 
 
 class RetryableDeliveryFailure(DeliveryFailed):
@@ -227,6 +234,17 @@ class DelayNotStored(HooklineError):
 
     The message that carried them is rejected, not acked: RabbitMQ keeps it in ``<queue>.XQ``.
     """
+
+
+class RecordsNotStored(HooklineError):
+    """RabbitMQ did not confirm the delivery-log records a message produced.
+
+    Handled as :class:`DelayNotStored`: the message that produced them is rejected, not acked.
+    """
+
+
+class RecorderError(HooklineError):
+    """``hookline recorder`` cannot start: its log database or its queue cannot be opened."""
 
 
 def describe_cause(exc: BaseException) -> str:

@@ -28,6 +28,21 @@ class DeliveryOutcome(StrEnum):
     SKIPPED = "skipped"  # its subscription was removed: nowhere left to deliver it
 
 
+class SkipReason(StrEnum):
+    """Why a delivery was skipped, never attempted: the reason the delivery log gives for it."""
+
+    SUBSCRIPTION_DISABLED = "subscription_disabled"  # paused or disabled when the event came
+    SUBSCRIPTION_REMOVED = "subscription_removed"  # removed while the delivery waited for a retry
+
+
+class RecordKind(StrEnum):
+    """What a delivery-log record describes: an event received, an attempt, a state change."""
+
+    EVENT = "event"
+    ATTEMPT = "attempt"
+    STATE = "state"
+
+
 class Cause(StrEnum):
     """Why a delivery was given up and dead-lettered."""
 

@@ -13,6 +13,7 @@ from email.utils import parsedate_to_datetime
 
 from workers.errors import (
     ClientErrorStatus,
+    DeliveryFailed,
     EndpointGone,
     RedirectNotFollowed,
     RetryableHttpStatus,
@@ -51,20 +52,27 @@ def send(
 
 
 def check_status(response: http.Response) -> None:
-    status = response.status
-    if 200 <= status < 300:
+    """Nothing for a 2xx; otherwise the failure it means, carrying what the endpoint answered."""
+    if 200 <= response.status < 300:
         return
+    failure = _failure(response)
+    failure.response_body = response.body  # the delivery log keeps its start: the endpoint's own words
+    raise failure
+
+
+def _failure(response: http.Response) -> DeliveryFailed:
+    status = response.status
     if 300 <= status < 400:
         # Logged and kept with the failure: drop a query string, it may carry a token.
         where = response.location.split("?", 1)[0] if response.location else None
         message = f"redirect {status} not followed (to {where})"
-        raise RedirectNotFollowed(message, status=status, location=where)
+        return RedirectNotFollowed(message, status=status, location=where)
     if status == 410:
-        raise EndpointGone("410 Gone: the endpoint asked for no more deliveries", status=status)
+        return EndpointGone("410 Gone: the endpoint asked for no more deliveries", status=status)
     if 400 <= status < 500 and status not in RETRYABLE_CLIENT_STATUSES:
-        raise ClientErrorStatus(f"HTTP {status}", status=status)
+        return ClientErrorStatus(f"HTTP {status}", status=status)
     retry_after = parse_retry_after(response.retry_after) if status in (429, 503) else None
-    raise RetryableHttpStatus(f"HTTP {status}", status=status, retry_after=retry_after)
+    return RetryableHttpStatus(f"HTTP {status}", status=status, retry_after=retry_after)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
