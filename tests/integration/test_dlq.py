@@ -424,7 +424,7 @@ def test_purge_without_yes_and_without_a_terminal_refuses_and_removes_nothing(ho
 
 @pytest.fixture
 def on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("workers.cli.dlq._stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("workers.cli.interaction.stdin_is_terminal", lambda: True)
 
 
 def test_purge_asks_how_many_will_be_removed_and_removes_them_once_confirmed(

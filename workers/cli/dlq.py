@@ -10,15 +10,15 @@ refused or not found, so scripts notice.
 from __future__ import annotations
 
 import contextlib
-import sys
-from collections.abc import Callable, Iterator
-from types import TracebackType
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from producer.settings import load
 from workers.broker.topology import Topology
+from workers.cli import interaction
+from workers.cli.interaction import Progress
 from workers.cli.output import json_option, print_json, print_record, print_table
 from workers.durations import parse_duration
 from workers.ops import dlq as operations
@@ -38,8 +38,6 @@ LIST_COLUMNS = (
     "last",
     "dead_lettered_at",
 )
-# Smaller batches finish before a bar would tell anything.
-PROGRESS_THRESHOLD = 100
 
 
 @click.group()
@@ -55,7 +53,7 @@ def list_(subscription_id: str | None, limit: int, as_json: bool) -> None:
     """List dead letters, oldest first, leaving them in the queue."""
     settings = _settings()
     selection = Selection.of_subscription(subscription_id) if subscription_id else Selection()
-    with _Progress("reading") as progress:
+    with Progress("reading") as progress:
         listing = operations.browse(settings, selection, limit=limit, on_progress=progress)
     if as_json:
         records = [entry.to_record() for entry in listing.entries]
@@ -111,7 +109,7 @@ def replay(ids: tuple[str, ...], everything: bool, subscription_id: str | None, 
         ids, everything=everything, subscription_id=subscription_id, forms="--all, --subscription or ID..."
     )
     settings = _settings()
-    with _open_store(settings) as store, _Progress("replaying") as progress:
+    with _open_store(settings) as store, Progress("replaying") as progress:
         report = operations.replay(settings, selection, store, on_progress=progress)
     _print_replay(report, as_json)
     if not report.complete:
@@ -149,12 +147,12 @@ def purge(ids: tuple[str, ...], everything: bool, older_than: str | None, yes: b
     selection = _one_selection(
         ids, everything=everything, older_than=older_than, forms="--all, --older-than or ID..."
     )
-    if not yes and not _stdin_is_terminal():
+    if not yes and not interaction.stdin_is_terminal():
         raise click.ClickException("not purging: no terminal to confirm on; pass --yes to purge anyway")
     settings = _settings()
     if not yes:
         _confirm_purge(settings, selection)
-    with _Progress("purging") as progress:
+    with Progress("purging") as progress:
         report = operations.purge(settings, selection, on_progress=progress)
     _print_purge(report, as_json)
     if report.not_found:
@@ -162,7 +160,7 @@ def purge(ids: tuple[str, ...], everything: bool, older_than: str | None, yes: b
 
 
 def _confirm_purge(settings: Settings, selection: Selection) -> None:
-    with _Progress("counting") as progress:
+    with Progress("counting") as progress:
         selected = operations.count(settings, selection, on_progress=progress)
     if selected == 0:
         return  # nothing to lose: the purge reports what it did not find
@@ -238,42 +236,5 @@ def _open_store(settings: Settings) -> Iterator[SubscriptionStore]:
         engine.dispose()
 
 
-def _stdin_is_terminal() -> bool:
-    return sys.stdin.isatty()
-
-
 def _letters(number: int) -> str:
     return f"{number} dead letter{'' if number == 1 else 's'}"
-
-
-class _Progress:
-    """An ``on_progress`` callback: a bar on stderr for a large batch on a terminal, else silent.
-
-    The size of a batch is known only once the queue is counted, so the bar
-    starts on the first report rather than up front.
-    """
-
-    def __init__(self, label: str) -> None:
-        self._label = label
-        self._stack = contextlib.ExitStack()
-        self._update: Callable[[int], None] | None = None
-        self._silent = False
-        self._shown = 0
-
-    def __call__(self, done: int, total: int) -> None:
-        if self._update is None and not self._silent:
-            self._silent = total <= PROGRESS_THRESHOLD or not sys.stderr.isatty()
-            if not self._silent:
-                bar = click.progressbar(length=total, label=self._label, file=sys.stderr)
-                self._update = self._stack.enter_context(bar).update
-        if self._update is not None:
-            self._update(done - self._shown)
-            self._shown = done
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self._stack.close()
