@@ -22,7 +22,13 @@ from producer.errors import ConfigurationError, ProducerError
 # only when the command runs, and `hookline --help` imports none of them.
 COMMANDS = {
     "bench": ("workers.cli.bench", "bench", "Measure throughput and latency on this machine."),
+    "crashed": (
+        "workers.cli.parked",
+        "crashed",
+        "Inspect, replay and purge messages whose worker crashed.",
+    ),
     "dlq": ("workers.cli.dlq", "dlq", "Inspect, replay and purge dead-lettered deliveries."),
+    "invalid": ("workers.cli.parked", "invalid", "Inspect, replay and purge events parked as invalid."),
     "publish": ("workers.cli.publish", "publish", "Publish events to the exchange."),
     "receive": (
         "workers.cli.receive",
