@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import pika
 
 from workers.broker.topology import RawEvent, Topology
-from workers.pipeline.delivery import Delivery
+from workers.pipeline.delivery import Delivery, new_run
 from workers.vocabulary import Cause
 
 REASON_HEADER = "x-hookline-reason"
@@ -51,6 +51,9 @@ class DeadLetter:
     last_error: str | None
     cause: str  # a Cause when hookline parks it; as read back, whatever the message holds
     dead_lettered_at: str
+    # The run the delivery was given up in (see workers/pipeline/delivery.py); letters parked
+    # before runs existed read as the first.
+    run: str = ""
 
     @classmethod
     def of(cls, delivery: Delivery, cause: Cause, now: float, *, attempts: int | None = None) -> DeadLetter:
@@ -69,6 +72,7 @@ class DeadLetter:
             last_error=delivery.last_error,
             cause=cause,
             dead_lettered_at=_iso(now) or "",
+            run=delivery.run,
         )
 
     @classmethod
@@ -81,10 +85,19 @@ class DeadLetter:
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
 
-    def replay(self) -> Delivery:
-        """A fresh delivery of the same webhook (same ``webhook-id``), starting a new attempt cycle."""
+    def replay(self, run: str | None = None) -> Delivery:
+        """A fresh delivery of the same webhook (same ``webhook-id``), starting a new attempt cycle.
+
+        It is a new run (``run``, or a fresh one): the delivery log keeps its attempts, numbered
+        from 1, beside those of the run that was given up.
+        """
         return Delivery(
-            self.subscription_id, self.event_id, self.event_type, self.event_timestamp, self.payload
+            self.subscription_id,
+            self.event_id,
+            self.event_type,
+            self.event_timestamp,
+            self.payload,
+            run=run or new_run(),
         )
 
     def properties(self, retention_ms: int | None) -> pika.BasicProperties:

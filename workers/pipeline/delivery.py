@@ -10,6 +10,7 @@ The body is serialised once at fan-out and sent byte for byte on every attempt
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -35,6 +36,10 @@ class Delivery:
     last_error: str | None = None
     # Times this delivery was sent back because its endpoint was at its in-flight cap.
     deferrals: int = 0
+    # Which run of this event's delivery to this subscription: "" for the fan-out's, a fresh
+    # "rp_..." for each replay, whose attempts count from 1 again (see workers/deliverylog/records.py).
+    # A field with a default: messages queued before it existed read as the first run.
+    run: str = ""
 
     @classmethod
     def for_event(cls, event: Event, subscription_id: str, payload: str) -> Delivery:
@@ -45,7 +50,11 @@ class Delivery:
         return cls(**kwargs)
 
     def to_message(self) -> dict[str, Any]:
-        return asdict(self)
+        message = asdict(self)
+        if not self.run:
+            # The first run's messages stay as they were: a worker not yet upgraded reads them.
+            del message["run"]
+        return message
 
     def failed(self, failure: DeliveryFailed, *, attempted_at: float, retry_at: float | None) -> Delivery:
         """This delivery after a failed attempt, with the next attempt due at ``retry_at``."""
@@ -63,6 +72,11 @@ class Delivery:
     def __repr__(self) -> str:
         # dramatiq logs messages with repr(); the payload stays out of log lines.
         return f"Delivery({self.event_id!r} -> {self.subscription_id!r})"
+
+
+def new_run() -> str:
+    """A run id for a replay: fresh each time, so a replay never mixes its attempts with an earlier run's."""
+    return f"rp_{uuid.uuid4().hex}"
 
 
 def webhook_payload(event: Event) -> str:
