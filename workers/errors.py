@@ -10,6 +10,9 @@
      │    ├── DatabaseNotMigrated        schema behind the code: run `hookline setup`
      │    ├── SubscriptionNotFound
      │    └── InvalidSubscription        bad URL, event pattern or secret (also a ValueError)
+     ├── LogStoreError                   the delivery log's database failed or refused (a schema
+     │    │                              behind the code is DatabaseNotMigrated, as above)
+     │    └── LogEntryNotFound           no event or delivery in the log has the given id
      ├── TopologyError                   exchange/queues could not be declared
      ├── BrokerUnreachable               RabbitMQ did not answer a read of queue depths
      ├── ScrapeFailed                    a /metrics page could not be read (`hookline status`)
@@ -89,6 +92,14 @@ class SubscriptionNotFound(StoreError, LookupError):
 
 class InvalidSubscription(StoreError, ValueError):
     """A subscription field (URL, event pattern, secret) is invalid."""
+
+
+class LogStoreError(HooklineError):
+    """The delivery log's database failed or refused an operation; the message names it without a password."""
+
+
+class LogEntryNotFound(LogStoreError, LookupError):
+    """No event or delivery in the delivery log has the given id (or it is past its retention)."""
 
 
 class TopologyError(HooklineError):
