@@ -19,8 +19,11 @@ from support.secrets import box_with_the_test_key
 
 from producer.errors import ConfigurationError
 from producer.settings import load
+from workers.errors import EndpointGone, RetryableDeliveryFailure
+from workers.observability.logs import get_logger
 from workers.settings import Settings
 from workers.subscriptions import db
+from workers.subscriptions.autodisable import SubscriptionHealth
 from workers.subscriptions.cache import SubscriptionCache
 from workers.subscriptions.store import Subscription, SubscriptionStore
 
@@ -289,3 +292,27 @@ def _race(database_url: str, calls: list[Callable[[SubscriptionStore], object]])
         engine.dispose()
     assert errors == []
     return results
+
+
+def test_an_automatic_disable_is_announced_once_so_other_workers_stop_at_once(
+    store: SubscriptionStore, added: Subscription
+) -> None:
+    announced: list[str] = []
+    done = threading.Semaphore(0)
+
+    def announce() -> None:
+        announced.append(threading.current_thread().name)
+        done.release()
+
+    health = SubscriptionHealth(store, FIVE_DAYS.total_seconds(), get_logger(), on_disabled=announce)
+    health.failed(added, EndpointGone("410 Gone", status=410), T0)
+    health.failed(store.get(added.id), EndpointGone("410 Gone", status=410), T0)  # already disabled
+
+    other = store.add(URL, ["order.*"])
+    health.failed(store.get(other.id), RetryableDeliveryFailure("503", status=503), T0)
+    health.failed(store.get(other.id), RetryableDeliveryFailure("503", status=503), T0 + FIVE_DAYS)
+
+    assert done.acquire(timeout=5)
+    assert done.acquire(timeout=5)
+    assert not done.acquire(timeout=0.2)
+    assert announced == ["announce-disabled", "announce-disabled"]  # never on the delivery's thread
