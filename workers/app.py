@@ -6,7 +6,11 @@ and makes each delivery's first attempt itself (:mod:`workers.pipeline.attempts`
 failure or a busy endpoint, many to a message (workers/broker/delaybatch.py), and
 those ``hookline dlq replay`` resends, one to a message. So a backlog of retries
 never holds up fresh deliveries. The logic lives in :mod:`workers.pipeline`; this
-module wires it to dramatiq, RabbitMQ, the database and the HTTP pool.
+module wires it to dramatiq, RabbitMQ, the database and the HTTP pool. What each
+actor message produced for the delivery log is published to the log queue as one
+item (workers/broker/recordbatch.py), and the message is acked only once it is
+stored, like what it handed on to a delay queue (unless ``HOOKLINE_LOG_ENABLED``
+is false: then nothing is recorded).
 
 :func:`build` connects nothing and starts no thread, and importing this module
 does nothing either: a test builds the app on dramatiq's ``StubBroker`` and runs
@@ -29,24 +33,27 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TextIO, cast
+from typing import Any, Protocol, TextIO, cast
 
 import dramatiq
 import pika
 
 from producer.settings import load
-from workers.broker import changes, delaybatch, heldacks, rabbitmq
+from workers.broker import changes, delaybatch, heldacks, rabbitmq, recordbatch
 from workers.broker.delaybatch import DelayBatcher
 from workers.broker.rabbitmq import HooklineBroker
+from workers.broker.recordbatch import RecordBatcher
 from workers.broker.topology import FAN_OUT_ACTOR, RETRY_ACTOR, RawEvent, Topology
+from workers.deliverylog.records import Record
 from workers.middleware import heartbeat as heartbeats
-from workers.middleware.drain_delays import DrainDelays
+from workers.middleware.drain_batches import DrainBatches
 from workers.middleware.drain_logs import DrainLogs
 from workers.middleware.fail_on_error import FailOnError
 from workers.observability import logs, metrics
 from workers.observability.logbatch import BatchedLines
 from workers.outbound import http, isolation, webhook
 from workers.pipeline import attempts, deadletters, delivery, fanout, waiting
+from workers.pipeline.attempts import Settled
 from workers.pipeline.retry_policy import RetryPolicy
 from workers.pipeline.sparethreads import SpareThreads
 from workers.settings import Settings
@@ -56,17 +63,26 @@ from workers.subscriptions.cache import SubscriptionCache
 from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import Subscription, SubscriptionStore
 
-# What an actor does with the futures of what it handed on to a delay queue (see _hand_on).
-HandOn = Callable[[Sequence[Future[None]]], None]
+# What an actor does with what settling its message left: held stores and records (see _hand_on).
+HandOn = Callable[[Settled], None]
+
+
+class RecordSender(Protocol):
+    """Stores one actor message's records in the log queue: :class:`RecordBatcher` (a fake in tests).
+
+    The future is done once RabbitMQ stored them; the message is acked only then.
+    """
+
+    def send(self, records: Sequence[Record]) -> Future[None]: ...
 
 
 class Resources:
-    """Per-process state the actors share: subscription cache, HTTP pool, spare threads, delay batcher.
+    """Per-process state the actors share: subscription cache, HTTP pool, spare threads, batchers.
 
     Built in each worker process after it forked (dramatiq calls :func:`boot` in
     every child), so no connection, pool or thread crosses a fork. Building opens
     nothing: :meth:`start` opens the database; the HTTP pool, the spare threads and
-    the delay batcher connect or start their threads on first use.
+    the batchers connect or start their threads on first use.
     """
 
     def __init__(self, settings: Settings, topology: Topology) -> None:
@@ -83,6 +99,12 @@ class Resources:
         self.spare_threads = SpareThreads(settings.fan_out_concurrency, "first-attempt")
         # Sends deliveries that must wait to the delay queues, many to a message.
         self.delay_batcher = DelayBatcher(delaybatch.connector(settings.amqp_url), topology.retries_queue)
+        # Sends each actor message's records to the log queue, many messages' to a log message.
+        self.record_batcher = (
+            RecordBatcher(recordbatch.connector(settings.amqp_url), topology.log_queue)
+            if settings.log_enabled
+            else None
+        )
 
     def start(self) -> None:
         """Open the database now, so a bad one fails the process at boot, not on the first event."""
@@ -125,13 +147,16 @@ def build(
     *,
     broker: dramatiq.Broker | None = None,
     publisher: deadletters.ConfirmedPublisher | None = None,
+    records: RecordSender | None = None,
 ) -> App:
     """The actors registered on ``broker`` (a :func:`hookline_broker` by default); nothing is connected.
 
     A test passes dramatiq's ``StubBroker(middleware=[])``. Dead letters and
     invalid events are parked through ``publisher``: by default the broker, if it
     is a HooklineBroker; on any other broker parking raises, so the message is
-    rejected instead of acked, unless the test passes a publisher.
+    rejected instead of acked, unless the test passes a publisher. Records go to
+    ``records``: by default the log queue, through the process's record batcher
+    (none with ``HOOKLINE_LOG_ENABLED=false``); a test passes a fake.
     """
     topology = Topology.from_settings(settings)
     broker = hookline_broker(settings) if broker is None else broker
@@ -141,7 +166,7 @@ def build(
         publisher = broker if isinstance(broker, HooklineBroker) else _CannotPark(topology)
     resources = Resources(settings, topology)
     attempt = _attempts(settings, resources, publisher)
-    hand_on = _hand_on(broker)
+    hand_on = _hand_on(broker, records or resources.record_batcher)
     fan_out = _fan_out(settings, resources, attempt, publisher, hand_on)
     retry = _retry(resources, attempt, hand_on)
     return App(
@@ -165,7 +190,8 @@ def boot() -> App:
     exchange = app.resources.topology.subscription_changes_exchange
     changes.Listener(settings.amqp_url, exchange, app.resources.subscriptions.refresh_soon).start()
     heartbeats.attach(broker)
-    broker.add_middleware(DrainDelays(app.resources.delay_batcher, app.resources.stopping))
+    batchers = [app.resources.delay_batcher, app.resources.record_batcher]
+    broker.add_middleware(DrainBatches([each for each in batchers if each], app.resources.stopping))
     broker.add_middleware(DrainLogs(log_lines))
     return app
 
@@ -189,7 +215,15 @@ def _attempts(
         send_webhook=partial(webhook.send, resources.http_client, timeout=settings.http_timeout),
         send_to_wait=partial(waiting.wait_in_broker, resources.delay_batcher, resources.topology),
         park=partial(deadletters.park_delivery, publisher, retention_ms=retention_ms),
-        health=SubscriptionHealth(resources.subscriptions.store, settings.auto_disable_after, attempts.log),
+        health=SubscriptionHealth(
+            resources.subscriptions.store,
+            settings.auto_disable_after,
+            attempts.log,
+            # Every other process stops delivering to it at once, not at its next periodic reload.
+            on_disabled=partial(
+                changes.announce, settings.amqp_url, resources.topology.subscription_changes_exchange
+            ),
+        ),
         policy=RetryPolicy.from_settings(settings),
         endpoints=isolation.Endpoints(
             max_in_flight=settings.endpoint_max_in_flight,
@@ -208,17 +242,21 @@ def _fan_out(
     publisher: deadletters.ConfirmedPublisher,
     hand_on: HandOn,
 ) -> Callable[[RawEvent], None]:
-    def first_attempts(pairs: Sequence[tuple[delivery.Delivery, Subscription]]) -> None:
-        hand_on(attempt.first_attempts(pairs, resources.spare_threads))
-
     def fan_out(raw: RawEvent) -> None:
+        settled = Settled()
+
+        def first_attempts(pairs: Sequence[tuple[delivery.Delivery, Subscription]]) -> None:
+            attempt.first_attempts(pairs, resources.spare_threads, settled)
+
         fanout.fan_out(
             raw,
             subscriptions=resources.subscriptions,
             max_bytes=settings.max_event_bytes,
             deliver=first_attempts,
             park=lambda raw, reason: deadletters.park_invalid_event(publisher, raw, reason),
+            record=settled.records.append,
         )
+        hand_on(settled)
 
     return fan_out
 
@@ -239,9 +277,11 @@ def _actor(
     return dramatiq.actor(actor_name=name, queue_name=queue, broker=broker)(fn)
 
 
-def _hand_on(broker: dramatiq.Broker) -> HandOn:
-    """What an actor does, before it returns, with the futures of what it handed on to a delay queue.
+def _hand_on(broker: dramatiq.Broker, records: RecordSender | None) -> HandOn:
+    """What an actor does, before it returns, with what settling its message left.
 
+    Its records, if any and if the log is on, are handed to ``records``; with
+    what it handed on to a delay queue, that makes the futures its ack waits for.
     On a HooklineBroker it holds them: its consumer takes them when dramatiq acks
     the message, on this same thread, and sends the ack once they are stored
     (workers/broker/heldacks.py). No other broker's consumer takes them (the
@@ -250,14 +290,20 @@ def _hand_on(broker: dramatiq.Broker) -> HandOn:
     nothing is held: the actor waits for them itself, and raises if one was not
     stored, so FailOnError rejects the message, as the held-ack consumer would.
     """
-    if isinstance(broker, HooklineBroker):
-        return heldacks.hold
-    return _wait_until_stored
+    hold = heldacks.hold if isinstance(broker, HooklineBroker) else _wait_until_stored
+
+    def hand_on(settled: Settled) -> None:
+        futures = settled.held
+        if records is not None and settled.records:
+            futures = [*futures, records.send(settled.records)]
+        hold(futures)
+
+    return hand_on
 
 
 def _wait_until_stored(futures: Sequence[Future[None]]) -> None:
     for future in futures:
-        future.result()  # raises DelayNotStored if it was not stored
+        future.result()  # raises DelayNotStored or RecordsNotStored if it was not stored
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,16 @@
 
 ``build`` registers the same actors a worker process runs on any broker; here a
 dramatiq ``Worker`` consumes them from a ``StubBroker``, with subscriptions in a
-SQLite file and webhooks POSTed to a pytest-httpserver receiver.
+SQLite file and webhooks POSTed to a pytest-httpserver receiver. What the
+actors record for the delivery log is kept by a fake log queue.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +30,8 @@ from producer.event import Event
 from workers.app import App, build
 from workers.broker import heldacks
 from workers.broker.topology import RawEvent, Topology
-from workers.errors import DelayNotStored
+from workers.deliverylog.records import AttemptRecord, DeliveryState, EventRecord, Record
+from workers.errors import DelayNotStored, RecordsNotStored
 from workers.middleware.fail_on_error import FailOnError
 from workers.pipeline.delivery import Delivery, webhook_payload
 from workers.settings import Settings
@@ -50,6 +53,28 @@ class Publisher:
 
     def publish_confirmed(self, queue: str, body: bytes, properties: pika.BasicProperties) -> None:
         self.parked.append((queue, body, properties))
+
+
+@dataclass
+class LogQueue:
+    """Keeps what each actor message recorded, as one item, stored at once (or refused, if ``down``)."""
+
+    items: list[list[Record]] = field(default_factory=list)
+    down: bool = False
+
+    def send(self, records: Sequence[Record]) -> Future[None]:
+        stored: Future[None] = Future()
+        if self.down:
+            stored.set_exception(RecordsNotStored("not stored"))
+        else:
+            self.items.append(list(records))
+            stored.set_result(None)
+        return stored
+
+
+@pytest.fixture
+def log_queue() -> LogQueue:
+    return LogQueue()
 
 
 @pytest.fixture
@@ -78,8 +103,8 @@ def publisher(settings: Settings) -> Publisher:
 
 
 @pytest.fixture
-def app(settings: Settings, publisher: Publisher) -> Iterator[App]:
-    built = build(settings, broker=StubBroker(middleware=[]), publisher=publisher)
+def app(settings: Settings, publisher: Publisher, log_queue: LogQueue) -> Iterator[App]:
+    built = build(settings, broker=StubBroker(middleware=[]), publisher=publisher, records=log_queue)
     yield built
     built.close()
 
@@ -158,6 +183,58 @@ def test_the_fan_out_actor_delivers_a_raw_event_to_each_matching_subscription(
     assert len(httpserver.log) == 2
     [(request, _)] = [entry for entry in httpserver.log if entry[0].path == "/a"]
     assert request.headers["webhook-id"] == event.id
+
+
+def test_an_event_and_its_first_attempts_are_recorded_as_one_item_of_the_log_queue(
+    app: App, store: SubscriptionStore, httpserver: HTTPServer, log_queue: LogQueue, pickled_messages: None
+) -> None:
+    httpserver.expect_request("/a", method="POST").respond_with_data("thanks", status=202)
+    httpserver.expect_request("/b", method="POST").respond_with_data("gone", status=410)
+    first = store.add(receiver_url(httpserver, "/a"), ["order.*"])
+    second = store.add(receiver_url(httpserver, "/b"), ["order.*"])
+    event = Event.create("order.created", {"order": 42})
+    with consuming(app) as broker:
+        app.fan_out.send(RawEvent(body=event.to_json(), routing_key=event.type, redelivered=False))
+        broker.join(app.fan_out.queue_name, timeout=JOIN_MS)
+    [item] = log_queue.items
+    [received] = [record for record in item if isinstance(record, EventRecord)]
+    assert (received.id, received.matched) == (event.id, 2)
+    attempts = {record.subscription_id: record for record in item if isinstance(record, AttemptRecord)}
+    assert (attempts[first.id].state, attempts[first.id].status) == (DeliveryState.DELIVERED, 202)
+    assert attempts[first.id].response_body == "thanks"
+    assert (attempts[second.id].state, attempts[second.id].status) == (DeliveryState.DEAD_LETTERED, 410)
+    assert attempts[second.id].response_body == "gone"
+
+
+def test_with_the_log_off_nothing_is_recorded_and_the_event_is_delivered(
+    settings: Settings, store: SubscriptionStore, httpserver: HTTPServer, pickled_messages: None
+) -> None:
+    httpserver.expect_request("/a", method="POST").respond_with_data("ok")
+    subscription = store.add(receiver_url(httpserver, "/a"), ["order.*"])
+    off = settings.model_copy(update={"log_enabled": False})
+    app = build(off, broker=StubBroker(middleware=[]), publisher=Publisher(Topology.from_settings(off)))
+    assert app.resources.record_batcher is None
+    event = Event.create("order.created", {"order": 1})
+    try:
+        with consuming(app) as broker:
+            app.fan_out.send(RawEvent(body=event.to_json(), routing_key=event.type, redelivered=False))
+            broker.join(app.fan_out.queue_name, timeout=JOIN_MS)
+    finally:
+        app.close()
+    assert verified(subscription, httpserver, "/a") == [{"order": 1}]
+
+
+def test_a_message_whose_records_were_not_stored_is_rejected_not_acked(
+    app: App, store: SubscriptionStore, httpserver: HTTPServer, log_queue: LogQueue
+) -> None:
+    httpserver.expect_request("/ok", method="POST").respond_with_data("ok")
+    subscription = store.add(receiver_url(httpserver, "/ok"), ["#"])
+    log_queue.down = True
+    with consuming(app) as broker:
+        app.retry.send(**delivery_for(subscription, {"n": 1}))
+        with pytest.raises(RecordsNotStored):
+            broker.join(app.retry.queue_name, timeout=JOIN_MS)
+    assert len(broker.dead_letters) == 1
 
 
 def test_a_raw_event_that_is_not_an_event_is_parked_through_the_publisher_with_its_reason(

@@ -1,4 +1,4 @@
-"""Fan-out decisions: which deliveries an event becomes, and what gets parked."""
+"""Fan-out decisions: which deliveries an event becomes, what is parked, what the delivery log is told."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from workers.broker.topology import RawEvent
+from workers.deliverylog.records import DeliveryState, EventRecord, Record, StateRecord
 from workers.pipeline.delivery import Delivery
 from workers.pipeline.fanout import fan_out
+
+NOW = 1_800_000_000.0
 
 
 @dataclass
@@ -19,23 +22,30 @@ class Sub:
 @dataclass
 class FakeCache:
     by_type: dict[str, tuple[Sub, ...]]
+    disabled_by_type: dict[str, tuple[Sub, ...]] = field(default_factory=dict)
 
     def matching(self, event_type: str) -> tuple[Sub, ...]:
         return self.by_type.get(event_type, ())
+
+    def matching_disabled(self, event_type: str) -> tuple[Sub, ...]:
+        return self.disabled_by_type.get(event_type, ())
 
 
 @dataclass
 class Outbox:
     deliveries: list[Delivery] = field(default_factory=list)
     parked: list[tuple[RawEvent, str]] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
 
     def run(self, raw: RawEvent, cache: FakeCache) -> int:
         return fan_out(
             raw,
-            subscriptions=cache,
-            max_bytes=4096,  # type: ignore[arg-type]
+            subscriptions=cache,  # type: ignore[arg-type] # what fan-out reads of the cache
+            max_bytes=4096,
             deliver=lambda pairs: self.deliveries.extend(item for item, _ in pairs),
             park=lambda raw, reason: self.parked.append((raw, reason)),
+            record=self.records.append,
+            clock=lambda: NOW,
         )
 
 
@@ -89,6 +99,47 @@ def test_an_event_over_the_size_limit_is_parked() -> None:
     outbox.run(raw_event(data={"blob": "x" * 5000}), FakeCache({}))
     [(_, reason)] = outbox.parked
     assert "4096" in reason or "large" in reason
+
+
+def test_an_event_is_recorded_once_with_its_payload_and_how_many_subscriptions_it_matched() -> None:
+    outbox = Outbox()
+    outbox.run(raw_event(), FakeCache({"order.created": (Sub("sub_a"), Sub("sub_b"))}))
+    [event] = outbox.records
+    assert isinstance(event, EventRecord)
+    assert (event.id, event.type, event.matched, event.received_at) == ("evt_1", "order.created", 2, NOW)
+    assert event.payload == outbox.deliveries[0].payload
+
+
+def test_an_event_nobody_subscribed_to_is_recorded_as_matching_none() -> None:
+    outbox = Outbox()
+    outbox.run(raw_event("user.created"), FakeCache({}))
+    [event] = outbox.records
+    assert isinstance(event, EventRecord)
+    assert event.matched == 0
+
+
+def test_an_invalid_message_is_parked_and_not_recorded_as_an_event() -> None:
+    outbox = Outbox()
+    outbox.run(RawEvent(body=b"{}", routing_key="order.created", redelivered=False), FakeCache({}))
+    assert len(outbox.parked) == 1
+    assert outbox.records == []
+
+
+def test_a_disabled_subscription_the_event_matches_gets_a_skipped_delivery_and_no_attempt() -> None:
+    outbox = Outbox()
+    cache = FakeCache({"order.created": (Sub("sub_on"),)}, {"order.created": (Sub("sub_paused"),)})
+    assert outbox.run(raw_event(), cache) == 1
+    assert [item.subscription_id for item in outbox.deliveries] == ["sub_on"]
+    event, skipped = outbox.records
+    assert isinstance(event, EventRecord)
+    assert event.matched == 2
+    assert isinstance(skipped, StateRecord)
+    assert (skipped.subscription_id, skipped.state, skipped.reason) == (
+        "sub_paused",
+        DeliveryState.SKIPPED,
+        "subscription_disabled",
+    )
+    assert (skipped.event_id, skipped.run, skipped.attempts, skipped.at) == ("evt_1", "", 0, NOW)
 
 
 def test_raw_events_keep_their_bodies_out_of_log_lines() -> None:

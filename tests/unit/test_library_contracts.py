@@ -40,7 +40,7 @@ from producer.publisher import _CoalescingConnection
 from workers.broker import heldacks, rabbitmq
 from workers.broker.rabbitmq import HELD_ACK_HEADROOM, HooklineBroker
 from workers.broker.topology import FAN_OUT_ACTOR, RawEvent, Topology
-from workers.middleware.drain_delays import DrainDelays
+from workers.middleware.drain_batches import DrainBatches
 from workers.middleware.drain_logs import DrainLogs
 from workers.middleware.fail_on_error import FailOnError
 from workers.middleware.heartbeat import Heartbeats
@@ -310,7 +310,7 @@ def test_the_worker_has_the_threads_the_heartbeat_checks() -> None:
     assert isinstance(worker.consumers, dict)
 
 
-@pytest.mark.parametrize("middleware", [FailOnError, DrainDelays, DrainLogs, Heartbeats])
+@pytest.mark.parametrize("middleware", [FailOnError, DrainBatches, DrainLogs, Heartbeats])
 def test_every_hook_hooklines_middleware_implements_is_one_dramatiq_calls(middleware: type) -> None:
     hooks = [name for name in vars(middleware) if name.startswith(("before_", "after_"))]
     assert hooks

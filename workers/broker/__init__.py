@@ -8,8 +8,11 @@
 - ``rabbitmq``: the dramatiq broker and its consumers (the only module that uses
   dramatiq's private classes), and declaring the topology;
 - ``heldacks``: a message's ack waits until what it handed on is stored;
-- ``delaybatch``: deliveries that must wait go to the delay queues many to a message.
+- ``batches``: what many threads hand over, published from one thread as few confirmed messages;
+  ``delaybatch``: deliveries that must wait go to the delay queues many to a message;
+  ``recordbatch``: delivery-log records go to the log queue, many actor messages' to a message;
 - ``changes``: a subscription change announced to every worker process, which reloads at once.
 
-May import the base layer and ``observability``; never ``pipeline`` or above.
+May import the base layer, ``observability`` and ``deliverylog`` (the records it
+publishes); never ``pipeline`` or above.
 """

@@ -175,7 +175,7 @@ def declare(broker: HooklineBroker) -> None:
         broker.declare_queue(queue, ensure=True)
     channel = broker.channel
     channel.exchange_declare(topology.exchange, exchange_type="topic", durable=True)
-    for queue in (topology.invalid_events_queue, topology.dead_letters_queue):
+    for queue in topology.parking_queues:
         channel.queue_declare(queue, durable=True, arguments=topology.parking_queue_arguments())
     for seconds, queue in topology.delay_queues.items():
         channel.queue_declare(queue, durable=True, arguments=topology.delay_queue_arguments(seconds))

@@ -21,6 +21,11 @@ declares what is named here.
                                                                  ▼
                                                       <prefix>.deliveries.dead
 
+    every actor message's records (events, attempts, states) ──► <prefix>.log ──► hookline recorder
+                                                                      │ not a log message
+                                                                      ▼
+                                                              <prefix>.log.invalid
+
 A retry waits in RabbitMQ, not in a worker: the delivery is published to a
 delay queue whose queue-wide TTL dead-letters it into the retries queue. One
 TTL per queue keeps each queue in due order (a per-message TTL would block
@@ -43,7 +48,10 @@ worker process is redelivered, and would kill the next one, for ever; past the
 limit RabbitMQ parks it in ``<queue>.XQ`` (``x-death`` reason
 ``delivery_limit``). The queues that only park (dead letters, invalid events,
 ``.XQ``) have no limit: a quorum queue with a limit and nowhere to dead-letter
-would drop a message that ``hookline dlq`` had looked at too often. Classic
+would drop a message that ``hookline dlq`` had looked at too often. The log
+queue is declared as they are: what the recorder has not written waits there
+(it parks what it cannot read in ``<prefix>.log.invalid`` itself), and no
+redelivery count may drop records while the log database is down. Classic
 queues take the arguments hookline has always given them.
 """
 
@@ -108,6 +116,21 @@ class Topology:
         return f"{self.prefix}.deliveries.dead"
 
     @property
+    def log_queue(self) -> str:
+        """The delivery-log records workers publish, which ``hookline recorder`` writes to the database."""
+        return f"{self.prefix}.log"
+
+    @property
+    def invalid_log_queue(self) -> str:
+        """Messages of the log queue that are not log messages, parked by the recorder with their reason."""
+        return f"{self.prefix}.log.invalid"
+
+    @property
+    def parking_queues(self) -> tuple[str, ...]:
+        """The queues declared with :meth:`parking_queue_arguments`, but ``.XQ`` (which dramatiq declares)."""
+        return (self.invalid_events_queue, self.dead_letters_queue, self.log_queue, self.invalid_log_queue)
+
+    @property
     def subscription_changes_exchange(self) -> str:
         """A fanout exchange: each worker process hears on it that subscriptions changed."""
         return f"{self.prefix}.subscriptions.changed"
@@ -136,7 +159,7 @@ class Topology:
         return {"x-message-ttl": seconds * 1000, **self._dead_lettering(self.retries_queue)}
 
     def parking_queue_arguments(self) -> dict[str, Any]:
-        """Of a queue that only keeps what it is given: dead letters, invalid events, ``.XQ``."""
+        """Of a queue that keeps what it is given: dead letters, invalid events, ``.XQ``, the log queues."""
         return {"x-queue-type": self.queue_type}
 
     def arguments(self, queue: str) -> dict[str, Any]:
@@ -165,7 +188,7 @@ class Topology:
 
     def all_queues(self) -> list[str]:
         """Every queue hookline may create, dramatiq's companions included."""
-        names = [self.invalid_events_queue, self.dead_letters_queue, *self.delay_queues.values()]
+        names = [*self.parking_queues, *self.delay_queues.values()]
         for queue in self.actor_queues:
             names += [queue, f"{queue}.DQ", self.crashed_queue(queue)]
         return names

@@ -2,7 +2,8 @@
 
 - ``fail_on_error``: a message whose actor raised is rejected to ``<queue>.XQ``, not acked;
 - ``heartbeat``: tells this process's heartbeat whether the worker consumes or stops;
-- ``drain_delays`` and ``drain_logs``: a stopping worker stores what it batched.
+- ``drain_batches`` and ``drain_logs``: a stopping worker stores what it batched (waiting
+  deliveries, delivery-log records, log lines).
 
 May import the layers below ``app``; never ``ops``, ``app`` or ``cli``.
 """

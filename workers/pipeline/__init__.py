@@ -5,8 +5,9 @@
 delivered, sent to wait, or dead-lettered) → ``waiting`` (which delay queue
 next) → ``retry_policy`` (when to try again, or give up) → ``deadletters``
 (what is parked, and how). ``delivery`` is the message a delivery travels in;
-``sparethreads`` lets one event's first attempts run side by side.
+``sparethreads`` lets one event's first attempts run side by side; ``journal``
+makes the delivery log's records of what happened on the way.
 
 May import every lower layer: base, ``observability``, ``outbound``,
-``subscriptions``, ``broker``. Never ``app``, ``ops`` or ``cli``.
+``subscriptions``, ``deliverylog``, ``broker``. Never ``app``, ``ops`` or ``cli``.
 """

@@ -5,6 +5,9 @@ delivered, dead-lettered (published, confirmed), or sent to wait in a delay
 queue, for a retry or because its endpoint is busy. The last is batched
 (workers/broker/delaybatch.py) and not waited for here: the futures are
 returned and the ack waits for them (workers/broker/heldacks.py). Nothing else acks a delivery.
+What happened is returned too, as records for the delivery log
+(:mod:`workers.pipeline.journal`): every attempt, and every change of state
+made without a request (deferred, skipped, parked).
 
 First attempts are made by the fan-out itself, straight from the event
 (:meth:`Attempts.first_attempts`): a healthy delivery costs one HTTP request
@@ -23,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from typing import Protocol
@@ -32,24 +35,43 @@ from urllib.parse import urlsplit
 from structlog.typing import FilteringBoundLogger
 
 from producer.event import unix_time
+from workers.deliverylog.records import DeliveryState, Record
 from workers.errors import BlockedAddress, CircuitOpen, DeliveryFailed
 from workers.observability import metrics
 from workers.observability.logs import get_logger
 from workers.outbound import http, isolation
 from workers.outbound.signing import secret_key
-from workers.pipeline import deadletters, delivery
+from workers.pipeline import deadletters, delivery, journal
 from workers.pipeline import waiting as delays
 from workers.pipeline.retry_policy import GiveUp, RetryPolicy
 from workers.pipeline.sparethreads import SpareThreads
 from workers.settings import Settings
 from workers.subscriptions.store import Subscription
-from workers.vocabulary import BreakerChange, Cause, DeliveryOutcome, Reason, Refusal, StatusClass
+from workers.vocabulary import (
+    BreakerChange,
+    Cause,
+    DeliveryOutcome,
+    Reason,
+    Refusal,
+    SkipReason,
+    StatusClass,
+)
 
 log = get_logger(component="deliver")
 
-# What a delivery's settling handed on to a delay queue: the message that carried it is acked
-# only once each of these succeeded (workers/heldacks.py).
-Held = list[Future[None]]
+
+@dataclass(slots=True)
+class Settled:
+    """What settling one message's deliveries left behind, shared by the threads that settle them.
+
+    ``held``: what was handed on to a delay queue; the message is acked only
+    once each succeeded (workers/broker/heldacks.py). ``records``: what
+    happened, for the delivery log. ``list.append`` is atomic: threads share them.
+    """
+
+    held: list[Future[None]] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+
 
 # How long a delivery to an endpoint at its in-flight cap waits in RabbitMQ before it is offered
 # again: a second if the endpoint is answering (busy), HOOKLINE_HTTP_TIMEOUT if it is not (stalled:
@@ -127,39 +149,45 @@ class Attempts:
     clock: Callable[[], float] = time.time  # wall-clock Unix seconds, as deliveries carry them
 
     def first_attempts(
-        self, pairs: Sequence[tuple[delivery.Delivery, Subscription]], spare: SpareThreads
-    ) -> Held:
+        self,
+        pairs: Sequence[tuple[delivery.Delivery, Subscription]],
+        spare: SpareThreads,
+        settled: Settled | None = None,
+    ) -> Settled:
         """First attempts for one event's deliveries; returns once each one is settled or handed on.
 
-        What was handed on to a delay queue is returned: the event's ack must wait for it.
+        What was handed on to a delay queue, and what happened, are added to
+        ``settled`` (a new one by default) and returned: the event's ack must
+        wait for the first, and for the records to be stored.
         """
-        return side_by_side(spare, [partial(self.first, item, subscription) for item, subscription in pairs])
+        tasks = [partial(self.first, item, subscription) for item, subscription in pairs]
+        return side_by_side(spare, tasks, settled or Settled())
 
-    def first(self, item: delivery.Delivery, subscription: Subscription, held: Held) -> None:
-        self.admit(item, subscription, self.clock(), log_for(item), held)
+    def first(self, item: delivery.Delivery, subscription: Subscription, settled: Settled) -> None:
+        self.admit(item, subscription, self.clock(), log_for(item), settled)
 
-    def run_all(self, items: Sequence[delivery.Delivery], spare: SpareThreads) -> Held:
-        """:meth:`run` for each delivery of one message; what was handed on is returned, as above."""
-        return side_by_side(spare, [partial(self.run, item) for item in items])
+    def run_all(self, items: Sequence[delivery.Delivery], spare: SpareThreads) -> Settled:
+        """:meth:`run` for each delivery of one message; what it left is returned, as above."""
+        return side_by_side(spare, [partial(self.run, item) for item in items], Settled())
 
-    def run(self, item: delivery.Delivery, held: Held) -> None:
+    def run(self, item: delivery.Delivery, settled: Settled) -> None:
         """An attempt for a delivery that came back from RabbitMQ (a retry, a deferral or a replay)."""
         now = self.clock()
         if self.stopping.is_set():
             # A batch holds up to 50 deliveries: the worker stops after this message, not after
             # attempting all of them. Not an attempt: back in a second, for another worker.
-            self.wait(replace(item, not_before=now), now, held)
+            self.wait(replace(item, not_before=now), now, settled)
             return
         if not delays.is_due(item.not_before, now):
-            self.wait(item, now, held)  # came back from a hop early: keep waiting
+            self.wait(item, now, settled)  # came back from a hop early: keep waiting
             return
         bound = log_for(item)
-        subscription = self.deliverable(item, now, bound)
+        subscription = self.deliverable(item, now, bound, settled)
         if subscription is not None:
-            self.admit(item, subscription, now, bound, held)
+            self.admit(item, subscription, now, bound, settled)
 
-    def wait(self, item: delivery.Delivery, now: float, held: Held) -> None:
-        held.append(self.send_to_wait(item, now))
+    def wait(self, item: delivery.Delivery, now: float, settled: Settled) -> None:
+        settled.held.append(self.send_to_wait(item, now))
 
     def admit(
         self,
@@ -167,50 +195,72 @@ class Attempts:
         subscription: Subscription,
         now: float,
         bound: FilteringBoundLogger,
-        held: Held,
+        settled: Settled,
     ) -> None:
         """Attempt now, unless the endpoint is at its cap (defer) or its breaker is open (fail fast)."""
         bound = bound.bind(host=host_of(subscription.url))
         endpoint = isolation.endpoint_of(subscription.url)
         refusal = self.endpoints.enter(endpoint, wait=self.waits.endpoint_busy_wait)
         if refusal is Refusal.ENDPOINT_BUSY or refusal is Refusal.ENDPOINT_STALLED:
-            self.defer(item, refusal, now, bound, held)
+            self.defer(item, refusal, now, bound, settled)
         elif refusal is Refusal.CIRCUIT_OPEN:
             # No request is made, so no attempt is counted (hookline_delivery_attempts_total counts
             # requests): it shows as a retry or a dead letter with reason circuit_open.
             failure = CircuitOpen("circuit breaker open", retry_after=self.endpoints.reopens_in(endpoint))
             self.health.failed(subscription, failure, self.utc_now())
-            self.settle_failure(item, failure, attempted_at=now, duration=0, log=bound, held=held)
+            self.settle_failure(item, failure, attempted_at=now, duration=0, log=bound, settled=settled)
         else:
-            self.attempt(item, subscription, endpoint, now, bound, held=held)
+            self.attempt(item, subscription, endpoint, now, bound, settled=settled)
 
     def defer(
-        self, item: delivery.Delivery, refusal: Refusal, now: float, bound: FilteringBoundLogger, held: Held
+        self,
+        item: delivery.Delivery,
+        refusal: Refusal,
+        now: float,
+        bound: FilteringBoundLogger,
+        settled: Settled,
     ) -> None:
         # Not an attempt: the endpoint is slow, not failing. Wait in RabbitMQ, not on a thread, and
         # longer each time, so a large backlog for one slow endpoint does not churn through the broker.
         first = BUSY_WAIT_SECONDS if refusal is Refusal.ENDPOINT_BUSY else self.waits.http_timeout
         wait = min(first * 2**item.deferrals, max(first, DEFER_MAX_SECONDS))
         later = replace(item, not_before=now + wait, deferrals=item.deferrals + 1)
-        self.wait(later, now, held)
+        self.wait(later, now, settled)
+        pending = journal.changed(
+            item,
+            DeliveryState.PENDING,
+            at=now,
+            reason=refusal,
+            attempts=item.attempt - 1,
+            next_attempt_at=now + wait,
+        )
+        settled.records.append(pending)
         metrics.deferred()
         bound.debug("delivery_deferred", reason=refusal, wait=wait)
 
     def deliverable(
-        self, item: delivery.Delivery, now: float, bound: FilteringBoundLogger
+        self, item: delivery.Delivery, now: float, bound: FilteringBoundLogger, settled: Settled
     ) -> Subscription | None:
         """The subscription to deliver to, or None once the delivery was skipped or parked."""
         subscription = self.subscriptions.get(item.subscription_id)
+        attempts = item.attempt - 1
         if subscription is None:
-            bound.info("delivery_skipped", reason="subscription_removed")  # nowhere left to deliver it
-            self.finished(item, DeliveryOutcome.SKIPPED, attempts=item.attempt - 1)
+            reason = SkipReason.SUBSCRIPTION_REMOVED
+            bound.info("delivery_skipped", reason=reason)  # nowhere left to deliver it
+            self.finished(item, DeliveryOutcome.SKIPPED, attempts=attempts)
+            skipped = journal.changed(item, DeliveryState.SKIPPED, at=now, reason=reason, attempts=attempts)
+            settled.records.append(skipped)
             return None
         if not subscription.enabled:
             # Kept, not dropped: once the subscription is enabled again, `hookline dlq replay` sends it.
-            dead = deadletters.DeadLetter.of(item, Cause.DISABLED, now, attempts=item.attempt - 1)
+            dead = deadletters.DeadLetter.of(item, Cause.DISABLED, now, attempts=attempts)
             self.park(dead)
             metrics.dead_lettered(Cause.DISABLED)
-            self.finished(item, DeliveryOutcome.DEAD_LETTERED, attempts=item.attempt - 1)
+            self.finished(item, DeliveryOutcome.DEAD_LETTERED, attempts=attempts)
+            parked = journal.changed(
+                item, DeliveryState.DEAD_LETTERED, at=now, reason=Cause.DISABLED, attempts=attempts
+            )
+            settled.records.append(parked)
             bound.info("delivery_dead_lettered", cause=Cause.DISABLED, dead_letter=dead.id)
             return None
         return subscription
@@ -223,7 +273,7 @@ class Attempts:
         now: float,
         bound: FilteringBoundLogger,
         *,
-        held: Held,
+        settled: Settled,
     ) -> None:
         keys = [secret_key(secret) for secret in subscription.active_secrets(self.utc_now())]
         started = time.monotonic()
@@ -239,8 +289,14 @@ class Attempts:
         if failure is not None:
             metrics.attempt_finished(result_of(failure), duration)
             self.health.failed(subscription, failure, self.utc_now())
-            self.settle_failure(item, failure, attempted_at=now, duration=duration, log=bound, held=held)
+            self.settle_failure(
+                item, failure, attempted_at=now, duration=duration, log=bound, settled=settled
+            )
             return
+        attempted = journal.delivered(
+            item, started_at=now, duration=duration, status=response.status, body=response.body
+        )
+        settled.records.append(attempted)
         metrics.attempt_finished(StatusClass.of(response.status), duration)
         self.health.succeeded(subscription)
         latency = self.clock() - unix_time(item.event_timestamp)
@@ -281,12 +337,17 @@ class Attempts:
         attempted_at: float,
         duration: float,
         log: FilteringBoundLogger,
-        held: Held,
+        settled: Settled,
     ) -> None:
         first = item.first_attempt_at or attempted_at
         now = self.clock()
         decision = self.policy.decide(failure, attempt=item.attempt, first_attempt_at=first, now=now)
         failed_log = log.bind(reason=failure.reason, status=failure.status, duration=round(duration, 4))
+        retry_at = None if isinstance(decision, GiveUp) else decision.at
+        attempted = journal.failed(
+            item, failure, started_at=attempted_at, duration=duration, retry_at=retry_at
+        )
+        settled.records.append(attempted)
         if isinstance(decision, GiveUp):
             dead = deadletters.DeadLetter.of(
                 item.failed(failure, attempted_at=attempted_at, retry_at=None), decision.cause, now
@@ -301,33 +362,35 @@ class Attempts:
             )
             return
         retry = item.failed(failure, attempted_at=attempted_at, retry_at=decision.at)
-        self.wait(retry, now, held)
+        self.wait(retry, now, settled)
         metrics.retry_scheduled(failure.reason)
         failed_log.warning("delivery_failed", error=str(failure), retry_in=round(decision.at - now, 3))
 
 
-def side_by_side(spare: SpareThreads, tasks: Sequence[Callable[[Held], None]]) -> Held:
-    """Run ``tasks`` side by side; return once each is done, with what they handed on.
+def side_by_side(
+    spare: SpareThreads, tasks: Sequence[Callable[[Settled], None]], settled: Settled
+) -> Settled:
+    """Run ``tasks`` side by side; return ``settled`` once each is done, with what they left in it.
 
     Each task but the last is offered to a spare thread, so a slow endpoint
     holds up only its own delivery, not the others; what no idle spare thread
     takes, and the last one, run on the calling thread.
     """
-    held: Held = []  # list.append is atomic: the tasks share it
     offered: list[Future[None]] = []
     for task in tasks[:-1]:
-        future = spare.offer(task, held)
+        future = spare.offer(task, settled)
         if future is None:
-            task(held)
+            task(settled)
         else:
             offered.append(future)
     try:
-        tasks[-1](held)
+        if tasks:
+            tasks[-1](settled)
     finally:
         wait(offered)  # all settled before any error surfaces: none is left running unowned
     for future in offered:
         future.result()  # re-raises: FailOnError then keeps the message instead of acking it
-    return held
+    return settled
 
 
 def log_for(item: delivery.Delivery) -> FilteringBoundLogger:

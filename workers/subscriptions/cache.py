@@ -40,13 +40,15 @@ class Snapshot:
     subscriptions: tuple[Subscription, ...]
     by_id: dict[str, Subscription] = field(init=False)
     index: PatternIndex[Subscription] = field(init=False)
+    disabled_index: PatternIndex[Subscription] = field(init=False)
 
     def __post_init__(self) -> None:
         # frozen: set derived fields once, here.
         object.__setattr__(self, "by_id", {sub.id: sub for sub in self.subscriptions})
-        enabled = [sub for sub in self.subscriptions if sub.enabled]
-        pairs = ((pattern, sub) for sub in enabled for pattern in sub.event_patterns)
-        object.__setattr__(self, "index", PatternIndex(pairs))
+        for name, enabled in (("index", True), ("disabled_index", False)):
+            chosen = [sub for sub in self.subscriptions if sub.enabled is enabled]
+            pairs = ((pattern, sub) for sub in chosen for pattern in sub.event_patterns)
+            object.__setattr__(self, name, PatternIndex(pairs))
 
 
 class SubscriptionCache:
@@ -94,6 +96,10 @@ class SubscriptionCache:
     def matching(self, event_type: str) -> tuple[Subscription, ...]:
         """The enabled subscriptions whose patterns match ``event_type``."""
         return self._snapshot.index.match(event_type)
+
+    def matching_disabled(self, event_type: str) -> tuple[Subscription, ...]:
+        """The disabled (paused) subscriptions whose patterns match: the delivery log records them skipped."""
+        return self._snapshot.disabled_index.match(event_type)
 
     def get(self, subscription_id: str) -> Subscription | None:
         """The subscription, or None if it was removed."""

@@ -1,0 +1,74 @@
+"""Publishing delivery-log records to the log queue, the records of many actor messages to a message.
+
+Each actor message (an event fanned out, a batch of retries) hands over the
+records it produced as one item; the message is acked only once they are
+stored (workers/broker/heldacks.py), so a worker killed at any moment loses no
+record: its message is redelivered and its records made again, with the same
+ids. The :class:`~workers.broker.batches.Batcher` does not linger: what
+arrived while the last publish waited for its confirm goes out together, so a
+busy worker publishes one log message for many events and an idle one costs
+one round trip per event, off the worker threads.
+
+The body is what :func:`workers.deliverylog.records.encode` writes, byte for
+byte (a test holds the two together), built without ``dataclasses.asdict``,
+which costs four times as much on the batcher thread.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+
+import pika
+
+from workers.broker import batches
+from workers.deliverylog.records import VERSION, AttemptRecord, EventRecord, Record
+from workers.errors import RecordsNotStored
+
+MAX_ITEMS = 1000  # actor messages in one log message
+MAX_BYTES = 4 * 1024 * 1024  # as a delay batch: a unit of work the recorder holds in memory
+CONNECTION_NAME = "hookline log publisher"
+RECORD_OVERHEAD_BYTES = 320  # field names, ids, times: about what a record takes beside its texts
+
+
+def approximate_size(records: Sequence[Record]) -> int:
+    """About the bytes ``records`` take encoded: their texts' UTF-8 twice over, as JSON escapes quotes."""
+    size = 0
+    for record in records:
+        size += RECORD_OVERHEAD_BYTES
+        if isinstance(record, EventRecord):
+            size += 2 * len(record.payload.encode())
+        elif isinstance(record, AttemptRecord):
+            size += 2 * len(f"{record.response_body or ''}{record.error or ''}".encode())
+    return size
+
+
+def encode(items: Sequence[Sequence[Record]]) -> bytes:
+    """One log message holding every record of ``items``, in order."""
+    flat = [{name: getattr(record, name) for name in record.__slots__} for item in items for record in item]
+    return json.dumps({"v": VERSION, "records": flat}, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class RecordBatcher:
+    """Hands each actor message's records to the log queue; the future is done once they are stored."""
+
+    def __init__(self, connect: Callable[[], pika.BlockingConnection], log_queue: str) -> None:
+        self._queue = log_queue
+        composer = batches.Composer(
+            size=approximate_size, body=encode, not_stored=RecordsNotStored, content_type="application/json"
+        )
+        self._batcher = batches.Batcher(
+            connect, composer, name="log-publisher", linger=0.0, max_items=MAX_ITEMS, max_bytes=MAX_BYTES
+        )
+
+    def send(self, records: Sequence[Record]) -> Future[None]:
+        return self._batcher.send(self._queue, records)
+
+    def drain(self, timeout: float) -> bool:
+        return self._batcher.drain(timeout)
+
+
+def connector(url: str) -> Callable[[], pika.BlockingConnection]:
+    """Opens the log publisher's connection (see :func:`workers.broker.batches.connector`)."""
+    return batches.connector(url, CONNECTION_NAME)
