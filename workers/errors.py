@@ -9,10 +9,20 @@
      ├── StoreError                      the subscription store failed or refused
      │    ├── DatabaseNotMigrated        schema behind the code: run `hookline setup`
      │    ├── SubscriptionNotFound
-     │    └── InvalidSubscription        bad URL, event pattern or secret (also a ValueError)
+     │    ├── InvalidSubscription        bad URL, event pattern or secret (also a ValueError)
+     │    ├── ApiKeyNotFound             no API key has the given id (`hookline api-keys revoke`)
+     │    └── InvalidApiKeyName          an API key's name empty, too long or unprintable (a ValueError)
      ├── LogStoreError                   the delivery log's database failed or refused (a schema
      │    │                              behind the code is DatabaseNotMigrated, as above)
      │    └── LogEntryNotFound           no event or delivery in the log has the given id
+     ├── ApiRequestRefused               the HTTP API refused a request (workers/api/problems.py
+     │    │                              gives each its status and problem type); never names a key
+     │    ├── NotAuthenticated           no API key, or one that is unknown or revoked (401)
+     │    ├── ReadOnlyKey                a read-only key asked to change something (403)
+     │    ├── UnsupportedMediaType       a body that is not application/json (415)
+     │    ├── InvalidCursor              a page cursor this API did not hand out (422)
+     │    ├── IdempotencyKeyReused       an Idempotency-Key sent again with another request (422)
+     │    └── IdempotencyKeyInUse        an Idempotency-Key whose first request is still running (409)
      ├── TopologyError                   exchange/queues could not be declared
      ├── BrokerUnreachable               RabbitMQ did not answer a read of queue depths
      ├── ScrapeFailed                    a /metrics page could not be read (`hookline status`)
@@ -92,6 +102,45 @@ class SubscriptionNotFound(StoreError, LookupError):
 
 class InvalidSubscription(StoreError, ValueError):
     """A subscription field (URL, event pattern, secret) is invalid."""
+
+
+class ApiKeyNotFound(StoreError, LookupError):
+    """No API key has the given id."""
+
+
+class InvalidApiKeyName(StoreError, ValueError):
+    """An API key's name is empty, too long or holds characters that cannot be printed."""
+
+
+class ApiRequestRefused(HooklineError):
+    """The HTTP API refused a request; :mod:`workers.api.problems` answers it as a problem detail.
+
+    The message is the problem's ``detail``: it never carries an API key.
+    """
+
+
+class NotAuthenticated(ApiRequestRefused):
+    """No ``Authorization: Bearer`` API key, or one that is unknown or revoked."""
+
+
+class ReadOnlyKey(ApiRequestRefused):
+    """A read-only API key asked for something that changes state."""
+
+
+class UnsupportedMediaType(ApiRequestRefused):
+    """A request body that is not ``application/json``."""
+
+
+class InvalidCursor(ApiRequestRefused):
+    """A page cursor that this API did not hand out, or that was altered."""
+
+
+class IdempotencyKeyReused(ApiRequestRefused):
+    """An ``Idempotency-Key`` sent again with a different method, path or body."""
+
+
+class IdempotencyKeyInUse(ApiRequestRefused):
+    """An ``Idempotency-Key`` whose first request has not finished: retry later."""
 
 
 class LogStoreError(HooklineError):

@@ -321,6 +321,36 @@ class Settings(ProducerSettings):
         description="`true` adds a `subscription_id` label to `hookline_deliveries_total` and "
         "`hookline_delivery_latency_seconds`: up to 29 series per subscription per pod.",
     )
+    api_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - a pod's service address
+        min_length=1,
+        max_length=255,
+        description="Address `hookline api` listens on.",
+    )
+    api_port: int = Field(
+        default=8080, ge=1, le=65535, description="Port of `hookline api`: the REST API and its probes."
+    )
+    api_metrics_port: int = Field(
+        default=9192,
+        ge=0,
+        le=65535,
+        description="Port of `hookline api`'s `/metrics`, apart from the API so that scraping needs no API "
+        "key (same address as `HOOKLINE_API_HOST`); `0` serves nothing.",
+    )
+    api_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=128 * 1024 * 1024,
+        description="Largest request body `hookline api` reads; a larger one is answered 413 before it is "
+        "read. Keep it above `HOOKLINE_MAX_EVENT_BYTES`, or large events cannot be published over HTTP.",
+    )
+    api_idempotency_retention: Seconds = Field(
+        default=86400.0,
+        ge=60,
+        le=30 * 86400,
+        description="How long `hookline api` remembers an `Idempotency-Key` and the answer it gave, so that "
+        "a request retried within it is answered again instead of done twice.",
+    )
     broker_max_message_bytes: int = Field(
         default=DEFAULT_BROKER_MAX_MESSAGE_BYTES,
         ge=1024 * 1024,

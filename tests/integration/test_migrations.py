@@ -12,6 +12,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from workers.api.tables import metadata as api_tables
 from workers.errors import DatabaseNotMigrated, StoreError
 from workers.outbound.signing import generate_secret
 from workers.subscriptions import db
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_migrate_applies_every_revision_once_then_nothing(database_url: str) -> None:
-    assert db.migrate(database_url) == ["0001", "0002", "0003"]
-    assert db.head_revision() == "0003"
+    assert db.migrate(database_url) == ["0001", "0002", "0003", "0004"]
+    assert db.head_revision() == "0004"
     assert db.migrate(database_url) == []
 
 
@@ -34,16 +35,19 @@ def test_migrate_needs_no_alembic_ini_in_the_working_directory(
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
 
-    assert db.migrate(database_url) == ["0001", "0002", "0003"]
+    assert db.migrate(database_url) == ["0001", "0002", "0003", "0004"]
 
 
-def test_the_migrated_schema_matches_the_table_the_store_queries(database_url: str) -> None:
+def test_the_migrated_schema_matches_the_tables_the_store_and_the_api_query(database_url: str) -> None:
     db.migrate(database_url)
     engine = db.create_engine(database_url)
+    every_table = sa.MetaData()
+    for table in (*metadata.tables.values(), *api_tables.tables.values()):
+        table.to_metadata(every_table)
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
-            differences = compare_metadata(context, metadata)
+            differences = compare_metadata(context, every_table)
     finally:
         engine.dispose()
 
@@ -92,7 +96,7 @@ def test_ensure_migrated_refuses_a_schema_newer_than_this_code(database_url: str
 def test_a_plain_postgresql_url_is_served_by_psycopg_3(postgres_url: str) -> None:
     plain = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
-    assert db.migrate(plain) == ["0001", "0002", "0003"]
+    assert db.migrate(plain) == ["0001", "0002", "0003", "0004"]
     assert db.create_engine(plain).dialect.driver == "psycopg"
 
 
@@ -175,7 +179,7 @@ def test_ensure_migrated_reports_a_database_at_0001_as_not_migrated(at_0001: sa.
 def test_upgrading_0001_to_the_head_keeps_every_row_with_its_plaintext_secret_readable(
     database_url: str, at_0001: sa.Engine, secret_box: SecretBox
 ) -> None:
-    assert db.migrate(database_url) == ["0002", "0003"]
+    assert db.migrate(database_url) == ["0002", "0003", "0004"]
 
     db.ensure_migrated(at_0001)
     loaded = SubscriptionStore(at_0001, secret_box).load_all()

@@ -307,5 +307,5 @@ def test_setup_shows_a_database_url_with_the_password_of_its_query_masked(
 
     result = run_hookline(env, "setup")
 
-    assert f"database  {postgres_url}?password=***: applied 0001, 0002, 0003" in result.stdout
+    assert f"database  {postgres_url}?password=***: applied 0001, 0002, 0003, 0004" in result.stdout
     assert "hunter2" not in result.stdout + result.stderr

@@ -31,6 +31,7 @@ LAYERS: list[set[str]] = [
     {"workers.middleware", "workers.ops"},
     {"workers.app"},
     {"workers.bench"},
+    {"workers.api"},
     {"workers.cli"},
 ]
 # Third-party libraries only some layers may load. dramatiq's private classes stay in one module
