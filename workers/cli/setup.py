@@ -1,4 +1,4 @@
-"""``hookline setup``: migrate the database and declare the broker topology, for deploy pipelines.
+"""``hookline setup``: migrate the databases (subscriptions, delivery log) and declare the broker topology.
 
 After migrating it encrypts, with the newest ``HOOKLINE_SECRETS_KEY``, every
 stored signing secret that is not yet: secrets stored before hookline encrypted
@@ -15,6 +15,7 @@ from producer.settings import load
 from workers.broker import rabbitmq
 from workers.broker.topology import DELAY_TIERS
 from workers.cli.output import json_option, print_json
+from workers.deliverylog.schema import migrate_log
 from workers.settings import Settings
 from workers.subscriptions import db
 from workers.subscriptions.secretbox import SecretBox
@@ -32,10 +33,13 @@ def setup(as_json: bool) -> None:
     secrets = SecretBox.from_settings(settings)  # refuses before changing anything if the key is unset
     applied = db.migrate(settings.database_url)
     sealed = _reseal(settings.database_url, secrets)
+    log_applied = _migrate_log(settings.log_database)
     declared = rabbitmq.ensure(settings)
     result = {
         "database": db.mask_url(settings.database_url),
         "migrations_applied": applied,
+        "log_database": db.mask_url(settings.log_database),
+        "log_migrations_applied": log_applied,
         "secrets": sealed,
         "exchange": declared.exchange,
         "queue_type": declared.queue_type,
@@ -52,11 +56,22 @@ def setup(as_json: bool) -> None:
         return
     state = f"applied {', '.join(applied)}" if applied else "already up to date"
     click.echo(f"database  {result['database']}: {state}")
+    log_state = f"applied {', '.join(log_applied)}" if log_applied else "already up to date"
+    click.echo(f"log       {result['log_database']}: {log_state}")
     click.echo(f"secrets   {_describe(sealed)}")
     click.echo(f"exchange  {declared.exchange} (topic, durable), all events bound to {declared.events_queue}")
     click.echo(f"queues    {', '.join(result['queues'])} ({declared.queue_type})")
     shortest, longest = (declared.delay_queue(tier) for tier in (DELAY_TIERS[0], DELAY_TIERS[-1]))
     click.echo(f"delays    {len(DELAY_TIERS)} queues, {shortest} … {longest}")
+
+
+def _migrate_log(url: str) -> list[str]:
+    """Migrate the delivery log's schema, in its own database or beside the subscriptions."""
+    engine = db.create_engine(url)  # a new SQLite file is made readable by its owner only
+    try:
+        return migrate_log(engine)
+    finally:
+        engine.dispose()
 
 
 def _reseal(database_url: str, secrets: SecretBox) -> dict[str, Any]:
