@@ -28,7 +28,9 @@ COMMANDS = {
         "crashed",
         "Inspect, replay and purge messages whose worker crashed.",
     ),
+    "deliveries": ("workers.cli.history", "deliveries", "List and show deliveries from the delivery log."),
     "dlq": ("workers.cli.dlq", "dlq", "Inspect, replay and purge dead-lettered deliveries."),
+    "events": ("workers.cli.history", "events", "Show an event and its deliveries from the delivery log."),
     "invalid": ("workers.cli.parked", "invalid", "Inspect, replay and purge events parked as invalid."),
     "publish": ("workers.cli.publish", "publish", "Publish events to the exchange."),
     "receive": (
