@@ -16,6 +16,12 @@ Labels stay bounded: outcomes, causes and reasons are the enums of
 :mod:`workers.vocabulary`, event types are labelled only up to
 ``HOOKLINE_METRICS_EVENT_TYPES_MAX`` distinct types per process, and
 subscription ids only in the opt-in per-subscription mode.
+
+``hookline recorder`` is one process with series of its own: they live in a
+registry of their own (:func:`recorder_registry`), which only its ``/metrics``
+serves, and are created only when it first asks for them: under ``hookline
+worker``, creating one would already write it to the multiprocess files that
+the worker's ``/metrics`` adds up.
 """
 
 from __future__ import annotations
@@ -36,11 +42,13 @@ from workers.vocabulary import (
     DisabledReason,
     EventOutcome,
     Reason,
+    RecordKind,
     Rejection,
     StatusClass,
 )
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+_RECORDER_REGISTRY = CollectorRegistry(auto_describe=True)
 
 OTHER = "other"
 DEFAULT_EVENT_TYPES_MAX = 50
@@ -55,6 +63,8 @@ LATENCY_BUCKETS = (
 )
 # Attempts a delivery took: the default schedule makes at most 8; HOOKLINE_RETRY_SCHEDULE allows 51.
 ATTEMPTS_BUCKETS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 15, 20, 30, 51)
+# One transaction of the recorder: a few ms for a small batch, seconds for a large one on a busy database.
+BATCH_WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 @dataclass(frozen=True)
@@ -262,6 +272,88 @@ def subscriptions_snapshot_age(seconds: float) -> None:
 def set_breakers_open(count: int) -> None:
     """How many circuit breakers this process has open now."""
     _metrics.breakers_open.set(count)
+
+
+@dataclass(frozen=True)
+class _RecorderMetrics:
+    records: Counter
+    write_errors: Counter
+    batch_duration: Histogram
+    lag: Gauge
+    parked: Counter
+
+
+def _build_recorder() -> _RecorderMetrics:
+    r = _RECORDER_REGISTRY
+    return _RecorderMetrics(
+        records=Counter(
+            "hookline_recorder_records_written",
+            "Delivery-log records the recorder wrote to the database, by kind.",
+            ["kind"],
+            registry=r,
+        ),
+        write_errors=Counter(
+            "hookline_recorder_write_errors",
+            "Writes of a batch of records that failed (each is tried again; nothing is acked meanwhile).",
+            registry=r,
+        ),
+        batch_duration=Histogram(
+            "hookline_recorder_batch_write_duration_seconds",
+            "Time to write one batch of records in one transaction.",
+            buckets=BATCH_WRITE_BUCKETS,
+            registry=r,
+        ),
+        lag=Gauge(
+            "hookline_recorder_lag_seconds",
+            "Age of the oldest record the recorder holds unwritten (0 when it holds none).",
+            registry=r,
+        ),
+        parked=Counter(
+            "hookline_recorder_messages_parked",
+            "Messages of the log queue the recorder could not read or write, parked in <prefix>.log.invalid.",
+            registry=r,
+        ),
+    )
+
+
+_recorder: _RecorderMetrics | None = None
+
+
+def recorder_registry() -> CollectorRegistry:
+    """The registry ``hookline recorder`` serves, its series created on the first call."""
+    _recorder_metrics()
+    return _RECORDER_REGISTRY
+
+
+def _recorder_metrics() -> _RecorderMetrics:
+    global _recorder  # noqa: PLW0603 - created once, on first use, never in a worker process
+    with _configure_lock:
+        if _recorder is None:
+            _recorder = _build_recorder()
+        return _recorder
+
+
+def records_written(kinds: dict[RecordKind, int], duration: float) -> None:
+    """A batch of records written in ``duration`` seconds, counted by kind."""
+    recorder = _recorder_metrics()
+    for kind, count in kinds.items():
+        recorder.records.labels(kind).inc(count)
+    recorder.batch_duration.observe(duration)
+
+
+def record_write_failed() -> None:
+    """A batch could not be written (the database is down, slow, or refused it)."""
+    _recorder_metrics().write_errors.inc()
+
+
+def recorder_lag(seconds: float) -> None:
+    """Age of the oldest record the recorder holds unwritten; 0 when it holds none."""
+    _recorder_metrics().lag.set(max(seconds, 0.0))
+
+
+def log_message_parked() -> None:
+    """A message of the log queue parked in ``<prefix>.log.invalid``."""
+    _recorder_metrics().parked.inc()
 
 
 def _subscription(subscription_id: str) -> str:

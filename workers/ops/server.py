@@ -1,4 +1,7 @@
-"""The HTTP server of ``hookline worker``: ``/metrics``, ``/healthz`` and ``/readyz`` on one port.
+"""The HTTP server of ``hookline worker`` and ``hookline recorder``: ``/metrics``, ``/healthz``, ``/readyz``.
+
+:func:`serving` is the worker's (the sum of its processes' metrics); :func:`serve`
+serves any :class:`Exposition` on a port, as the recorder does its own.
 
 It runs as threads of the parent process, which dramatiq's CLI then forks into
 the worker processes. Two things keep forking and these threads apart:
@@ -24,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from workers.errors import MetricsServerError
@@ -33,7 +36,7 @@ from workers.observability.logs import get_logger
 from workers.settings import Settings
 
 if TYPE_CHECKING:
-    from workers.ops.exporter import Exposition
+    from prometheus_client.registry import Collector
 
 log = get_logger(component="metrics_server")
 
@@ -87,6 +90,29 @@ os.register_at_fork(
     after_in_parent=GUARD.after_fork_in_parent,
     after_in_child=GUARD.after_fork_in_child,
 )
+
+
+class Health(Protocol):
+    """What ``/healthz`` and ``/readyz`` answer: their status, and the JSON body."""
+
+    @property
+    def live(self) -> bool: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    def body(self, ready: bool) -> dict[str, object]: ...
+
+
+class Exposition(Protocol):
+    """Everything the three paths answer from: the series to expose, and the health now."""
+
+    @property
+    def registry(self) -> Collector: ...
+
+    def health(self) -> Health: ...
+
+    def close(self) -> None: ...
 
 
 class _Server(ThreadingHTTPServer):
@@ -157,19 +183,32 @@ def serving(settings: Settings, *, processes: int) -> Iterator[Path | None]:
 def _serve(settings: Settings, run_dir: Path, processes: int) -> Iterator[None]:
     from workers.ops import exporter  # noqa: PLC0415 - imports prometheus_client: only after the variable is set
 
-    address = (settings.metrics_host, settings.metrics_port)
+    host, port = settings.metrics_host, settings.metrics_port
+    with serve(host, port, lambda: exporter.build(settings, run_dir, processes), directory=str(run_dir)):
+        yield
+
+
+@contextmanager
+def serve(host: str, port: int, build: Callable[[], Exposition], **logged: str) -> Iterator[int]:
+    """Serve what ``build`` makes on ``host``:``port`` while the body runs; yields the port bound.
+
+    The port is taken before ``build`` runs, so a port in use is one MetricsServerError and nothing else.
+    """
     try:
-        server = _Server(address, _Handler)
+        server = _Server((host, port), _Handler)
     except OSError as exc:
-        where = f"{settings.metrics_host}:{settings.metrics_port}"
-        raise MetricsServerError(f"cannot serve metrics on {where}: {exc.strerror or exc}") from exc
-    server.exposition = exposition = exporter.build(settings, run_dir, processes)
+        raise MetricsServerError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        server.exposition = exposition = build()
+    except BaseException:
+        server.server_close()
+        raise
     GUARD.child_cleanups.append(server.socket.close)
     thread = threading.Thread(target=server.serve_forever, name="metrics-server", daemon=True)
     thread.start()
-    log.info("metrics_serving", address=f"{address[0]}:{server.server_port}", directory=str(run_dir))
+    log.info("metrics_serving", address=f"{host}:{server.server_port}", **logged)
     try:
-        yield
+        yield server.server_port
     finally:
         server.shutdown()
         server.server_close()
