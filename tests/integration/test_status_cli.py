@@ -104,3 +104,34 @@ def test_status_says_what_it_could_not_read_and_exits_1(ready: dict[str, str]) -
     assert "workers: ERROR cannot read http://127.0.0.1:1/metrics" in result.stdout
     assert "subscriptions: 0 enabled" in result.stdout
     assert "hunter2" not in result.stdout + result.stderr
+
+
+RECORDER_PAGE = """# TYPE hookline_recorder_lag_seconds gauge
+hookline_recorder_lag_seconds 2.5
+# TYPE hookline_recorder_records_written_total counter
+hookline_recorder_records_written_total{kind="event"} 10
+hookline_recorder_records_written_total{kind="attempt"} 12
+# TYPE hookline_recorder_write_errors_total counter
+hookline_recorder_write_errors_total 1
+"""
+
+
+def test_status_shows_the_delivery_logs_backlog_and_the_recorders_lag(
+    ready: dict[str, str], httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/metrics").respond_with_data(RECORDER_PAGE, content_type="text/plain")
+    connection = pika.BlockingConnection(pika.URLParameters(ready["HOOKLINE_AMQP_URL"]))
+    for _ in range(2):
+        connection.channel().basic_publish("", f"{ready['HOOKLINE_QUEUE_PREFIX']}.log", b"{}")
+    connection.close()
+    url = httpserver.url_for("/metrics")
+
+    log = run_json(ready, "status", "--recorder-url", url)["log"]
+
+    assert (log["messages"], log["recorders"], log["invalid"]) == (2, 0, 0)
+    recorder = log["recorder"]
+    assert (recorder["lag_seconds"], recorder["write_errors"]) == (2.5, 1)
+    assert recorder["records_written"] == {"event": 10, "attempt": 12}
+    text = run_hookline(ready, "status", "--recorder-url", url).stdout
+    assert f"delivery log: 2 messages waiting in {ready['HOOKLINE_QUEUE_PREFIX']}.log, 0 recorders" in text
+    assert "recorder (1 metrics pages): lag 2.5 s, records written attempt 12, event 10" in text

@@ -3,8 +3,10 @@
 Queue depths come from the broker, subscription states from the database. The
 recent success ratio, breakers and in-flight counts come from worker pods'
 ``/metrics`` pages (``--metrics-url``), read twice ``--window`` seconds apart:
-the ratio is over deliveries those pods finished in between. Whatever cannot
-be read is shown as such, and the command then exits 1.
+the ratio is over deliveries those pods finished in between. The delivery log's
+backlog is the log queue's depth; how far behind the recorders are comes from
+their ``/metrics`` pages (``--recorder-url``). Whatever cannot be read is shown
+as such, and the command then exits 1.
 """
 
 from __future__ import annotations
@@ -41,14 +43,26 @@ from workers.subscriptions.store import SubscriptionStore
     show_default=True,
     help="Seconds between the two reads of the metrics pages; 0 reads once: totals since the pods started.",
 )
+@click.option(
+    "--recorder-url",
+    "recorder_urls",
+    multiple=True,
+    metavar="URL",
+    help="A recorder's metrics page, e.g. http://10.0.3.9:9192/metrics (repeatable): shows its lag.",
+)
 @json_option
-def status(metrics_urls: tuple[str, ...], window: float, as_json: bool) -> None:
-    """Queue depths, dead letters, subscriptions and (with --metrics-url) the recent success ratio."""
+def status(
+    metrics_urls: tuple[str, ...], window: float, recorder_urls: tuple[str, ...], as_json: bool
+) -> None:
+    """Queue depths, dead letters, subscriptions, the delivery log's backlog, and (with --metrics-url
+    and --recorder-url) the recent success ratio and the recorders' lag."""
     settings = load(Settings)
+    broker = broker_report(settings)
     report = {
-        "broker": broker_report(settings),
+        "broker": broker,
         "subscriptions": subscriptions_report(settings),
         "workers": workers_report(list(metrics_urls), window) if metrics_urls else None,
+        "log": log_report(settings, broker, list(recorder_urls)),
     }
     if as_json:
         print_json(report)
@@ -111,6 +125,37 @@ def workers_report(urls: list[str], window: float) -> dict[str, Any]:
     }
 
 
+def log_report(settings: Settings, broker: dict[str, Any], recorder_urls: list[str]) -> dict[str, Any]:
+    """The log queue's backlog (from the broker report) and, if their pages are given, the recorders' lag."""
+    queues = broker["queues"] or {}
+    log = queues.get("log") or {}
+    report: dict[str, Any] = {
+        "enabled": settings.log_enabled,
+        "queue": Topology.from_settings(settings).log_queue,
+        "messages": log.get("messages"),
+        "recorders": log.get("consumers"),
+        "invalid": (queues.get("invalid_log") or {}).get("messages"),
+        "recorder": recorder_report(recorder_urls) if recorder_urls else None,
+    }
+    return {**report, "error": (report["recorder"] or {}).get("error")}
+
+
+def recorder_report(urls: list[str]) -> dict[str, Any]:
+    report: dict[str, Any] = {"sources": urls}
+    try:
+        sample = scrape.read(urls)
+    except HooklineError as exc:
+        return {**report, "error": str(exc)}
+    lag = sample.get("hookline_recorder_lag_seconds").get("")
+    return {
+        **report,
+        "lag_seconds": lag,
+        "records_written": sample.get("hookline_recorder_records_written_total"),
+        "write_errors": sum(sample.get("hookline_recorder_write_errors_total").values()),
+        "error": None if lag is not None else f"no hookline_recorder_lag_seconds on {', '.join(urls)}",
+    }
+
+
 def print_report(report: dict[str, Any]) -> None:
     broker = report["broker"]
     click.echo(f"broker: {broker['url']}" + (f"  ERROR {broker['error']}" if broker["error"] else ""))
@@ -123,6 +168,8 @@ def print_report(report: dict[str, Any]) -> None:
     if report["workers"] is not None:
         click.echo("")
         _print_workers(report["workers"])
+    click.echo("")
+    _print_log(report["log"])
 
 
 def _print_subscriptions(subscriptions: dict[str, Any]) -> None:
@@ -152,6 +199,28 @@ def _print_workers(workers: dict[str, Any]) -> None:
     click.echo(
         f"  now: {workers['in_flight']:g} in flight, {workers['circuit_breakers_open']:g} circuit breakers "
         f"open, processes {_counts(workers['processes'])}"
+    )
+
+
+def _print_log(log: dict[str, Any]) -> None:
+    if not log["enabled"]:
+        click.echo("delivery log: off (HOOKLINE_LOG_ENABLED=false)")
+    elif log["messages"] is not None:
+        invalid = f", {log['invalid']} parked as invalid" if log["invalid"] else ""
+        recorders = log["recorders"]
+        click.echo(
+            f"delivery log: {log['messages']} messages waiting in {log['queue']}, "
+            f"{recorders} recorder{'' if recorders == 1 else 's'} consuming{invalid}"
+        )
+    recorder = log["recorder"]
+    if recorder is None:
+        return
+    if recorder["error"]:
+        click.echo(f"recorder: ERROR {recorder['error']}")
+        return
+    click.echo(
+        f"recorder ({len(recorder['sources'])} metrics pages): lag {recorder['lag_seconds']:.1f} s, "
+        f"records written {_counts(recorder['records_written'])}, write errors {recorder['write_errors']:g}"
     )
 
 

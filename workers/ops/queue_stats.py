@@ -21,9 +21,9 @@ from workers.broker.topology import Topology
 from workers.errors import BrokerUnreachable, describe_cause
 
 # role -> what it holds; docs/metrics.md (hookline_queue_messages) lists the same.
-ROLES = ("events", "retries", "delayed", "dead_letters", "invalid_events", "crashed")
-# Roles whose queues have consumers: a zero there means no worker takes that work.
-CONSUMED = ("events", "retries")
+ROLES = ("events", "retries", "delayed", "dead_letters", "invalid_events", "crashed", "log", "invalid_log")
+# Roles whose queues have consumers: a zero there means no worker (or, for the log, no recorder) takes it.
+CONSUMED = ("events", "retries", "log")
 TIMEOUT_SECONDS = 3.0
 
 
@@ -42,6 +42,8 @@ def queues_by_role(topology: Topology) -> dict[str, list[str]]:
         "dead_letters": [topology.dead_letters_queue],
         "invalid_events": [topology.invalid_events_queue],
         "crashed": [topology.crashed_queue(queue) for queue in topology.actor_queues],
+        "log": [topology.log_queue],
+        "invalid_log": [topology.invalid_log_queue],
     }
 
 

@@ -1,8 +1,8 @@
-"""Reading worker pods' ``/metrics`` pages, for ``hookline status``.
+"""Reading worker pods' and recorders' ``/metrics`` pages, for ``hookline status``.
 
 A :class:`Sample` keeps, for the few series the status shows, the values summed
-over every page read; two samples taken some seconds apart give what happened
-in between (:meth:`Sample.since`).
+over every page read (a recorder's lag: the largest); two samples taken some
+seconds apart give what happened in between (:meth:`Sample.since`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ SERIES = {
     "hookline_deliveries_in_flight": "",
     "hookline_circuit_breakers_open": "",
     "hookline_worker_processes": "state",
+    "hookline_recorder_records_written_total": "kind",
+    "hookline_recorder_write_errors_total": "",
 }
+# Series whose largest value over the pages is kept, not their sum: how far behind the slowest one is.
+LARGEST = {"hookline_recorder_lag_seconds"}
 # Outcomes that end a delivery for good; `skipped` (subscription removed) is left out of the ratio.
 FINISHED = ("delivered", "dead_lettered", "blocked")
 
@@ -35,7 +39,10 @@ class Sample:
 
     def add(self, name: str, label: str, value: float) -> None:
         by_label = self.values.setdefault(name, {})
-        by_label[label] = by_label.get(label, 0.0) + value
+        if name in LARGEST:
+            by_label[label] = max(by_label.get(label, value), value)
+        else:
+            by_label[label] = by_label.get(label, 0.0) + value
 
     def get(self, name: str) -> dict[str, float]:
         return dict(self.values.get(name, {}))
@@ -61,7 +68,7 @@ def parse(page: str, into: Sample | None = None) -> Sample:
     sample = into or Sample()
     for family in text_string_to_metric_families(page):
         for series in family.samples:
-            by = SERIES.get(series.name)
+            by = "" if series.name in LARGEST else SERIES.get(series.name)
             if by is not None:
                 sample.add(series.name, series.labels.get(by, "") if by else "", series.value)
     return sample
