@@ -159,9 +159,26 @@ def test_an_invalid_event_is_listed_shown_and_purged_by_id(
     purged = hookline.json("invalid", "purge", "evt_bad", "--yes")
 
     assert [entry["reason"] for entry in listing["messages"]] == ["a lone surrogate at data", "not JSON"]
+    assert listing["queues"] == {
+        hookline.topology.invalid_events_queue: 2,
+        hookline.topology.invalid_log_queue: 0,
+    }
     assert shown["body"] == body.decode()
     assert purged == {"purged": 1, "ids": ["evt_bad"], "not_found": []}
     assert messages(hookline.amqp_url, hookline.topology.invalid_events_queue) == 1
+
+
+def test_a_log_message_the_recorder_parked_goes_back_to_the_log_queue(hookline: Hookline) -> None:
+    hookline.publish(
+        "", hookline.topology.invalid_log_queue, b"{}", headers={"x-hookline-reason": "not a log message"}
+    )
+
+    [entry] = hookline.json("invalid", "list")["messages"]
+    replayed = hookline.json("invalid", "replay", entry["id"])
+
+    assert entry["reason"] == "not a log message"
+    assert replayed["replayed"] == [entry["id"]]
+    assert messages(hookline.amqp_url, hookline.topology.log_queue) == 1
 
 
 def test_purging_without_yes_and_without_a_terminal_refuses_and_removes_nothing(

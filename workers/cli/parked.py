@@ -21,7 +21,8 @@ from workers.settings import Settings
 
 LIST_COLUMNS = ("id", "queue", "routing_key", "bytes", "parked_at", "reason")
 HELP = {
-    Kind.INVALID: "Inspect, replay and purge events parked as invalid (<prefix>.events.invalid).",
+    Kind.INVALID: "Inspect, replay and purge events parked as invalid (<prefix>.events.invalid) and "
+    "delivery-log messages the recorder could not store (<prefix>.log.invalid).",
     Kind.CRASHED: "Inspect, replay and purge messages whose worker crashed (<prefix>.events.XQ, "
     "<prefix>.retries.XQ).",
 }

@@ -3,7 +3,8 @@
 Two kinds of parking queue hold messages as they were, not dead letters:
 
 - ``invalid``: ``<prefix>.events.invalid``, events that broke the contract,
-  byte for byte, with the reason and the routing key in ``x-hookline-*`` headers;
+  byte for byte, with the reason and the routing key in ``x-hookline-*`` headers,
+  and ``<prefix>.log.invalid``, what the recorder could not read or write;
 - ``crashed``: the ``.XQ`` companions of the actor queues (``<prefix>.events.XQ``,
   ``<prefix>.retries.XQ``): messages whose actor raised (a copy with the reason,
   parked by :mod:`workers.middleware.fail_on_error`), and those RabbitMQ moved
@@ -13,7 +14,7 @@ Two kinds of parking queue hold messages as they were, not dead letters:
 Replay publishes a message back where it came from, on a confirm-mode channel,
 and acks the parked one only once the broker confirmed the copy: an event goes
 to the exchange with its routing key (so it is validated and fanned out again),
-a retries message to the retries queue. Replay is for after the cause is gone
+a retries message to the retries queue, a log message to the log queue. Replay is for after the cause is gone
 (a fixed worker, a raised HOOKLINE_MAX_EVENT_BYTES); a message that fails the
 same way is parked again.
 """
@@ -61,7 +62,7 @@ class Kind(StrEnum):
 
 def queues(topology: Topology, kind: Kind) -> list[str]:
     if kind is Kind.INVALID:
-        return [topology.invalid_events_queue]
+        return [topology.invalid_events_queue, topology.invalid_log_queue]
     return [topology.crashed_queue(queue) for queue in topology.actor_queues]
 
 
@@ -239,6 +240,8 @@ def _publish_back(channel: BlockingChannel, topology: Topology, entry: Parked) -
 
 def _destination(topology: Topology, entry: Parked) -> tuple[str, str]:
     """Where a replayed message goes: (exchange, routing key), or ReplayRefused."""
+    if entry.queue == topology.invalid_log_queue:
+        return "", topology.log_queue
     came_from = entry.origin or topology.events_queue  # an invalid event came from the events queue
     if came_from == topology.retries_queue:
         return "", topology.retries_queue
