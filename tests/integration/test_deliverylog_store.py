@@ -153,6 +153,23 @@ def test_a_delivery_recorded_before_its_event_stays_one_delivery_once_the_event_
     assert rows(log_engine, "log_deliveries") == 1
 
 
+def test_an_event_known_only_from_its_attempts_has_its_type_until_its_own_record_completes_it(
+    log: LogStore,
+) -> None:
+    log.write([attempt("evt_1", SUB_A, 1, at=T0 + 1, state=Delivered, event_type="order.paid")])
+    early = log.event("evt_1").event
+
+    completed = log.write([event("evt_1", at=T0, event_type="order.paid")])
+    again = log.write([event("evt_1", at=T0, event_type="order.paid")])
+
+    assert (early.type, early.matched, early.timestamp, early.payload) == ("order.paid", None, "", None)
+    assert (completed.events, again.events) == (1, 0)
+    late = log.event("evt_1").event
+    assert (late.matched, late.timestamp) == (1, "2026-03-10T11:59:59Z")
+    assert late.payload == event("evt_1", event_type="order.paid").payload
+    assert late.received_at == early.received_at == NOW + timedelta(seconds=1)
+
+
 def test_an_event_that_matched_no_subscription_is_recorded_with_no_deliveries(log: LogStore) -> None:
     log.write([event("evt_lonely", matched=0)])
 

@@ -36,13 +36,17 @@ _TYPES_READ_APART = 16
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
-    """An event as the log keeps it; ``payload`` is None once the payload retention has passed."""
+    """An event as the log keeps it; ``payload`` is None once the payload retention has passed.
+
+    Until the event's own record is written (attempts can come first), the log
+    knows only its id and type: ``matched`` is None and ``timestamp`` empty.
+    """
 
     id: str
     type: str
     timestamp: str
     received_at: datetime
-    matched: int
+    matched: int | None
     payload: str | None
 
     def to_record(self, *, with_payload: bool = True) -> dict[str, Any]:

@@ -43,8 +43,8 @@ events_table = sa.Table(
     sa.Column("received_at", UTCDateTime(), primary_key=True),
     sa.Column("type", sa.Text(), nullable=False),
     sa.Column("timestamp", sa.Text(), nullable=False),  # the event's own, as published
-    sa.Column("matched", sa.Integer(), nullable=False),
-    sa.Index("ix_log_events_received_at", "received_at"),
+    # NULL in a stub: attempts came before the event's record, which completes the row.
+    sa.Column("matched", sa.Integer(), nullable=True),
     postgresql_partition_by=_BY_DAY,
 )
 

@@ -3,15 +3,20 @@
 Records arrive at least once and in any order: a worker killed before its ack
 sends its records again, a recorder killed before its commit reads them
 again, and an event fanned out again after a crash is described again with a
-later ``received_at``. So one batch is one transaction that:
+later ``received_at``. Every row is filed under its event's ``received_at``
+(the partition key on PostgreSQL), so a record sent again lands on the very
+key it wrote before, and only events are ever looked up. One batch is one
+transaction that:
 
 1. takes the writers' turn (an upsert of the one row of ``log_writer``, held
-   until commit), so that two writers never both decide that an event or a
-   delivery is new;
-2. reads when each event and delivery of the batch was first received, if
-   the log has it: a delivery, and each of its attempts, are filed under that
-   time for good, so a record sent again finds the row it already wrote;
-3. inserts what is new, in multi-row statements, ``ON CONFLICT DO NOTHING``;
+   until commit), so that two writers never both decide that an event is new;
+2. reads, for each event the batch names, the row the log already has: near
+   the record's own time for an event record (a second fan-out comes minutes
+   after the first), anywhere for an event named only by attempts (a retry
+   or a replay, days later). An event not in the log yet and named only by
+   attempts (its own record is late) gets a stub row, its type and
+   ``matched`` NULL, which its record completes when it comes;
+3. inserts what is new, a table at a time, ``ON CONFLICT DO NOTHING``;
 4. upserts each delivery's state from the newest of its records, ordered by
    (attempts, time): a row takes a record's state only if the record is newer
    than the one it holds, so the same records in another order, or twice,
@@ -24,8 +29,8 @@ that day's partitions (:mod:`workers.deliverylog.partitions`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -45,6 +50,9 @@ from workers.deliverylog.tables import (
 
 # Ids per SELECT ... IN (...): well under SQLite's limit of 32,766 bound parameters.
 _LOOKUP_CHUNK = 5000
+# How far from an event record's time a copy of it is looked for: a second fan-out after a crash
+# comes minutes after the first, a stub made by early attempts seconds after.
+NEAR_SECONDS = 86400.0
 DeliveryRecord = AttemptRecord | StateRecord
 
 
@@ -52,7 +60,7 @@ DeliveryRecord = AttemptRecord | StateRecord
 class WriteReport:
     """What one :meth:`LogStore.write` call changed."""
 
-    events: int  # events new to the log
+    events: int  # event records new to the log (a stub completed counts)
     deliveries: int  # deliveries created or moved forward
     attempts: int  # attempts new to the log
     expired: int  # records filed under a time older than the retention, not written
@@ -66,11 +74,29 @@ class WriteReport:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    received_at: datetime  # what the event and all its rows are filed under
+    complete: bool  # False for a stub: attempts came before the event's own record
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The rows one batch writes, each filed under its event's time, those past the retention left out."""
+
+    fresh: list[EventRecord] = field(default_factory=list)  # events new to the log
+    completed: list[EventRecord] = field(default_factory=list)  # events the log holds a stub of
+    stubs: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    filed: dict[str, datetime] = field(default_factory=dict)  # by event id
+    expired: int = 0
+
+
 class Writer:
     """Writes batches of records on one engine's dialect; remembers which day partitions exist."""
 
     def __init__(self, dialect: str) -> None:
-        self._dialect = dialect
         self._partitioned = dialect == "postgresql"
         self._insert: Callable[[sa.Table], Any] = postgresql.insert if self._partitioned else sqlite.insert
         self._days: set[date] = set()
@@ -84,30 +110,14 @@ class Writer:
     ) -> WriteReport:
         """Write ``records`` in the transaction of ``connection``; see the module docstring."""
         self._take_turn(connection)
-        events = _first_of_each(record for record in records if isinstance(record, EventRecord))
-        by_delivery = _by_delivery(record for record in records if not isinstance(record, EventRecord))
-        event_ids = set(events) | {group[0].event_id for group in by_delivery.values()}
-        stored_events = _received_times(connection, events_table.c.id, event_ids)
-        stored_deliveries = _received_times(connection, deliveries_table.c.id, by_delivery)
-        received = {event.id: _moment(event.received_at) for event in events.values()} | stored_events
-        new_events = [event for event in events.values() if event.id not in stored_events]
-        expired = sum(received[event.id] < keep_since for event in new_events)
-        new_events = [event for event in new_events if received[event.id] >= keep_since]
-        deliveries, attempts = [], []
-        for key, group in by_delivery.items():
-            filed = stored_deliveries.get(key) or received.get(group[0].event_id) or _earliest(group)
-            if filed < keep_since:
-                expired += len(group)
-                continue
-            deliveries.append(_delivery_row(key, filed, group))
-            attempts.extend(_attempt_rows(key, filed, group))
-        self._ensure_partitions(connection, [received[event.id] for event in new_events])
-        self._ensure_partitions(connection, [row["received_at"] for row in deliveries])
+        plan = _plan(connection, records, keep_since)
+        self._ensure_partitions(connection, plan.filed.values())
+        self._insert_new(connection, events_table, plan.stubs)
         return WriteReport(
-            events=self._insert_events(connection, new_events, received),
-            deliveries=self._upsert_deliveries(connection, deliveries),
-            attempts=self._insert_new(connection, attempts_table, attempts),
-            expired=expired,
+            events=self._insert_events(connection, plan),
+            deliveries=self._upsert_deliveries(connection, plan.deliveries),
+            attempts=self._insert_new(connection, attempts_table, plan.attempts),
+            expired=plan.expired,
         )
 
     def _take_turn(self, connection: Connection) -> None:
@@ -127,25 +137,33 @@ class Writer:
             partitions.create(connection, days)
             self._days |= days
 
-    def _insert_events(
-        self, connection: Connection, events: Sequence[EventRecord], received: dict[str, datetime]
-    ) -> int:
-        rows = [
-            {
-                "id": event.id,
-                "received_at": received[event.id],
-                "type": event.type,
-                "timestamp": event.timestamp,
-                "matched": event.matched,
-            }
-            for event in events
-        ]
+    def _insert_events(self, connection: Connection, plan: _Plan) -> int:
+        """Insert new events and their payloads, and complete the stubs whose records came late."""
         payloads = [
-            {"event_id": event.id, "received_at": received[event.id], "payload": event.payload}
-            for event in events
+            {"event_id": event.id, "received_at": plan.filed[event.id], "payload": event.payload}
+            for event in [*plan.fresh, *plan.completed]
         ]
         self._insert_new(connection, payloads_table, payloads)
-        return self._insert_new(connection, events_table, rows)
+        if plan.completed:
+            table = events_table
+            statement = (
+                sa.update(table)
+                .where(
+                    table.c.id == sa.bindparam("event_id"),
+                    table.c.received_at == sa.bindparam("filed_at"),
+                    table.c.matched.is_(None),
+                )
+                .values(
+                    type=sa.bindparam("event_type"),
+                    timestamp=sa.bindparam("event_timestamp"),
+                    matched=sa.bindparam("event_matched"),
+                )
+            )
+            connection.execute(
+                statement, [_completion(event, plan.filed[event.id]) for event in plan.completed]
+            )
+        rows = [_event_row(event, plan.filed[event.id]) for event in plan.fresh]
+        return self._insert_new(connection, events_table, rows) + len(plan.completed)
 
     def _insert_new(self, connection: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
         if not rows:
@@ -206,6 +224,46 @@ class Writer:
         return len(connection.execute(statement, parameters).all())
 
 
+def _plan(connection: Connection, records: Sequence[Record], keep_since: datetime) -> _Plan:
+    events = _first_of_each(record for record in records if isinstance(record, EventRecord))
+    by_delivery = _by_delivery(record for record in records if not isinstance(record, EventRecord))
+    plan = _file_events(connection, events, by_delivery)
+    for key, group in by_delivery.items():
+        filed = plan.filed[group[0].event_id]
+        if filed < keep_since:
+            plan.expired += len(group)
+            continue
+        plan.deliveries.append(_delivery_row(key, filed, group))
+        plan.attempts.extend(_attempt_rows(key, filed, group))
+    plan.expired += sum(plan.filed[event.id] < keep_since for event in plan.fresh + plan.completed)
+    plan.fresh = [event for event in plan.fresh if plan.filed[event.id] >= keep_since]
+    plan.completed = [event for event in plan.completed if plan.filed[event.id] >= keep_since]
+    plan.stubs = [row for row in plan.stubs if row["received_at"] >= keep_since]
+    plan.filed = {key: moment for key, moment in plan.filed.items() if moment >= keep_since}
+    return plan
+
+
+def _file_events(
+    connection: Connection, events: dict[str, EventRecord], by_delivery: dict[str, list[DeliveryRecord]]
+) -> _Plan:
+    """Under which time each event of the batch is filed: the log's, its record's, or a new stub's."""
+    named = {group[0].event_id: group for group in by_delivery.values() if group[0].event_id not in events}
+    stored = _stored_events(connection, list(events), near=[event.received_at for event in events.values()])
+    stored |= _stored_events(connection, list(named))
+    plan = _Plan(filed={key: found.received_at for key, found in stored.items()})
+    for key, event in events.items():
+        if key not in stored:
+            plan.filed[key] = _moment(event.received_at)
+            plan.fresh.append(event)
+        elif not stored[key].complete:
+            plan.completed.append(event)
+    for key, group in named.items():
+        if key not in stored:
+            plan.filed[key] = _earliest(group)
+            plan.stubs.append(_stub_row(key, plan.filed[key], group))
+    return plan
+
+
 def _first_of_each(events: Iterable[EventRecord]) -> dict[str, EventRecord]:
     """One record per event id: the earliest received, as a second fan-out of it comes later."""
     first: dict[str, EventRecord] = {}
@@ -225,19 +283,31 @@ def _by_delivery(records: Iterable[Record]) -> dict[str, list[DeliveryRecord]]:
     return groups
 
 
-def _received_times(
-    connection: Connection, column: sa.Column[str], ids: Collection[str]
-) -> dict[str, datetime]:
-    """When each of ``ids`` already in ``column``'s table was received (the earliest, were there two)."""
-    table = column.table
-    found: dict[str, datetime] = {}
+def _stored_events(
+    connection: Connection, ids: Sequence[str], *, near: Sequence[float] = ()
+) -> dict[str, _Stored]:
+    """The log's row of each of ``ids`` (the earliest, were there two), looked for near ``near`` if given.
+
+    Looking near some times reads the partitions of a few days; looking
+    anywhere reads every partition's index once per id.
+    """
+    table = events_table
+    window = []
+    if near:
+        window = [
+            table.c.received_at >= _moment(min(near) - NEAR_SECONDS),
+            table.c.received_at < _moment(max(near) + NEAR_SECONDS),
+        ]
+    found: dict[str, _Stored] = {}
     ordered = sorted(ids)
     for start in range(0, len(ordered), _LOOKUP_CHUNK):
         chunk = ordered[start : start + _LOOKUP_CHUNK]
-        query = sa.select(column, table.c.received_at).where(column.in_(chunk))
-        for key, received_at in connection.execute(query):
-            if key not in found or received_at < found[key]:
-                found[key] = received_at
+        query = sa.select(table.c.id, table.c.received_at, table.c.matched).where(
+            table.c.id.in_(chunk), *window
+        )
+        for key, received_at, matched in connection.execute(query):
+            if key not in found or received_at < found[key].received_at:
+                found[key] = _Stored(received_at, matched is not None)
     return found
 
 
@@ -250,6 +320,37 @@ def _order(record: DeliveryRecord) -> tuple[int, float]:
 
 def _earliest(group: Sequence[DeliveryRecord]) -> datetime:
     return _moment(min(_order(record)[1] for record in group))
+
+
+def _event_row(event: EventRecord, filed: datetime) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "received_at": filed,
+        "type": event.type,
+        "timestamp": event.timestamp,
+        "matched": event.matched,
+    }
+
+
+def _stub_row(event_id: str, filed: datetime, group: Sequence[DeliveryRecord]) -> dict[str, Any]:
+    """An event known only from its deliveries' records: its type, no timestamp or match count yet."""
+    return {
+        "id": event_id,
+        "received_at": filed,
+        "type": group[0].event_type,
+        "timestamp": "",
+        "matched": None,
+    }
+
+
+def _completion(event: EventRecord, filed: datetime) -> dict[str, Any]:
+    return {
+        "event_id": event.id,
+        "filed_at": filed,
+        "event_type": event.type,
+        "event_timestamp": event.timestamp,
+        "event_matched": event.matched,
+    }
 
 
 def _delivery_row(key: str, filed: datetime, group: Sequence[DeliveryRecord]) -> dict[str, Any]:

@@ -33,11 +33,10 @@ def upgrade() -> None:
         sa.Column("received_at", timestamp, nullable=False),
         sa.Column("type", sa.Text(), nullable=False),
         sa.Column("timestamp", sa.Text(), nullable=False),
-        sa.Column("matched", sa.Integer(), nullable=False),
+        sa.Column("matched", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("id", "received_at"),
         postgresql_partition_by=_BY_DAY,
     )
-    op.create_index("ix_log_events_received_at", "log_events", ["received_at"])
     op.create_table(
         "log_payloads",
         sa.Column("event_id", sa.Text(), nullable=False),
