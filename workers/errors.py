@@ -19,6 +19,7 @@
      │    │                              gives each its status and problem type); never names a key
      │    ├── NotAuthenticated           no API key, or one that is unknown or revoked (401)
      │    ├── ReadOnlyKey                a read-only key asked to change something (403)
+     │    ├── RequestTooLarge            a body over HOOKLINE_API_MAX_BODY_BYTES (413)
      │    ├── UnsupportedMediaType       a body that is not application/json (415)
      │    ├── InvalidCursor              a page cursor this API did not hand out (422)
      │    ├── IdempotencyKeyReused       an Idempotency-Key sent again with another request (422)
@@ -125,6 +126,10 @@ class NotAuthenticated(ApiRequestRefused):
 
 class ReadOnlyKey(ApiRequestRefused):
     """A read-only API key asked for something that changes state."""
+
+
+class RequestTooLarge(ApiRequestRefused):
+    """A request body larger than ``HOOKLINE_API_MAX_BODY_BYTES``."""
 
 
 class UnsupportedMediaType(ApiRequestRefused):

@@ -50,6 +50,7 @@ ONLY_IN = {
         "workers.ops.exporter",
         "workers.ops.scrape",
         "workers.ops.server",
+        "workers.api.metrics",
         "workers.ops.recorder",
     },
 }

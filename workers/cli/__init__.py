@@ -21,6 +21,7 @@ from producer.errors import ConfigurationError, ProducerError
 # command name -> (module, attribute, one-line help); the module is imported
 # only when the command runs, and `hookline --help` imports none of them.
 COMMANDS = {
+    "api": ("workers.cli.api", "api", "Serve the REST API (needs the api extra)."),
     "api-keys": ("workers.cli.api_keys", "api_keys", "Create, list and revoke API keys."),
     "bench": ("workers.cli.bench", "bench", "Measure throughput and latency on this machine."),
     "crashed": (
