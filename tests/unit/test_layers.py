@@ -43,6 +43,7 @@ ONLY_IN = {
         "workers.middleware",
         "workers.app",
         "workers.ops.dlq",
+        "workers.ops.replay",
         "workers.cli.worker",
     },
     "prometheus_client": {

@@ -40,6 +40,11 @@ COMMANDS = {
         "Run a local receiver that prints webhooks (for trying it out).",
     ),
     "recorder": ("workers.cli.recorder", "recorder", "Write what the workers record to the delivery log."),
+    "replay": (
+        "workers.cli.replay",
+        "replay",
+        "Deliver a subscription's logged events of a time range again.",
+    ),
     "secrets-key": ("workers.cli.secrets_key", "secrets_key", "Print a new key for HOOKLINE_SECRETS_KEY."),
     "setup": ("workers.cli.setup", "setup", "Migrate the database and declare exchange and queues."),
     "status": ("workers.cli.status", "status", "Show queues, dead letters, subscriptions and success ratio."),
