@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from workers.api.routes import events, health, meta, status, subscriptions
+from workers.api.routes.events import router as events
+from workers.api.routes.health import router as health
+from workers.api.routes.meta import router as meta
+from workers.api.routes.status import router as status
+from workers.api.routes.subscriptions import router as subscriptions
 
-ROUTERS: tuple[APIRouter, ...] = (
-    health.router,
-    meta.router,
-    subscriptions.router,
-    events.router,
-    status.router,
-)
+ROUTERS: tuple[APIRouter, ...] = (health, meta, subscriptions, events, status)
