@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -154,6 +155,8 @@ def test_retention_drops_whole_days_older_than_it_and_creates_today_and_tomorrow
     assert sorted(report.dropped_partitions) == sorted([*dropped, f"log_payloads_{day[14]:%Y%m%d}"])
     assert writer.event("evt_14").event.payload is None
     assert writer.event("evt_13").event.payload is not None
+    logged = json.loads(json.dumps(report.to_record()))  # as the recorder logs it
+    assert logged["cutoff"] == (NOW - timedelta(days=14)).isoformat()
 
 
 def test_a_write_for_a_day_that_retention_dropped_elsewhere_creates_it_again(pg_engine: Engine) -> None:

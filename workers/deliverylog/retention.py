@@ -42,9 +42,10 @@ class RetentionReport:
     deleted_rows: dict[str, int] = field(default_factory=dict)  # SQLite: by table
 
     def to_record(self) -> dict[str, object]:
+        """The report as plain JSON values, for a log line."""
         return {
-            "cutoff": self.cutoff,
-            "payload_cutoff": self.payload_cutoff,
+            "cutoff": self.cutoff.isoformat(),
+            "payload_cutoff": self.payload_cutoff.isoformat(),
             "dropped_partitions": self.dropped_partitions,
             "deleted_rows": self.deleted_rows,
         }
