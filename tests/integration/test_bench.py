@@ -15,11 +15,12 @@ from support.processes import HOOKLINE
 pytestmark = pytest.mark.integration
 
 
-def test_a_small_bench_with_baseline_delivers_everything_reports_figures_and_cleans_up(
+def test_a_small_bench_with_baseline_and_the_log_both_ways_delivers_everything_and_cleans_up(
     amqp_url: str, tmp_path: Path
 ) -> None:
     plot = tmp_path / "bench.png"
     argv = [HOOKLINE, "bench", "--events", "200", "--processes", "1", "--threads", "4", "--baseline"]
+    argv += ["--log", "both"]
     result = subprocess.run(
         [*argv, "--json", "--plot", str(plot)],
         env={**os.environ, "HOOKLINE_AMQP_URL": amqp_url, "HOOKLINE_LOG_LEVEL": "WARNING"},
@@ -30,7 +31,7 @@ def test_a_small_bench_with_baseline_delivers_everything_reports_figures_and_cle
     )
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
-    for name in ("hookline", "baseline"):
+    for name in ("hookline", "hookline_log_off", "baseline"):
         phase = figures[name]
         assert phase["deliveries"] == phase["deliveries_expected"] == 200, phase["errors"]
         assert not any(phase["errors"].values()), phase["errors"]
@@ -41,11 +42,17 @@ def test_a_small_bench_with_baseline_delivers_everything_reports_figures_and_cle
     assert len(figures["hookline"]["worker_rss_mib"]) == 1
     assert figures["hookline"]["worker_rss_mib"][0] > 0
     assert figures["ratio"] > 0
+    # With the log on, a recorder ran beside the workers and wrote everything they recorded.
+    assert (figures["hookline"]["log"], figures["hookline_log_off"]["log"]) == (True, False)
+    assert figures["hookline"]["log_caught_up_s"] is not None
+    assert figures["hookline"]["cpu_ms_per_delivery"]["recorder"] > 0
+    assert figures["log_ratio"] > 0
     assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     run = figures["settings"]["run"]
     assert run.startswith("hookline.bench.")
     assert not queue_exists(amqp_url, f"{run}.events")
     assert not queue_exists(amqp_url, f"{run}.retries")
+    assert not queue_exists(amqp_url, f"{run}.log")
     assert not queue_exists(amqp_url, f"{run}.baseline")
 
 

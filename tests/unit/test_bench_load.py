@@ -11,7 +11,7 @@ import psutil
 from producer.event import Event
 from workers.bench.load import BATCH, batches, make_events, precise_timestamp
 from workers.bench.report import parse_timestamp
-from workers.bench.run import Names, Options, worker_env
+from workers.bench.run import Names, Options, log_phases, worker_env
 from workers.bench.sampler import ProcessSampler
 
 DEFAULTS = Options(
@@ -93,3 +93,18 @@ def test_the_sampler_keeps_each_process_s_peak_rss_and_the_cpu_it_used_meanwhile
     assert list(usage) == [me.pid]
     assert usage[me.pid].peak_rss >= me.memory_info().rss // 2
     assert 0.15 <= usage[me.pid].cpu_seconds < 5
+
+
+def test_the_bench_s_workers_record_into_its_own_database_and_only_in_a_phase_with_the_log_on() -> None:
+    on = worker_env(
+        {"HOOKLINE_LOG_DATABASE_URL": "postgresql://prod/log"}, options(), Names("a"), "sqlite://x"
+    )
+    assert (on["HOOKLINE_LOG_ENABLED"], on["HOOKLINE_LOG_DATABASE_URL"]) == ("true", "sqlite://x")
+    off = worker_env({}, options(), Names("a"), "sqlite://x", log=False)
+    assert off["HOOKLINE_LOG_ENABLED"] == "false"
+
+
+def test_log_both_runs_the_hookline_phase_off_then_on() -> None:
+    assert log_phases(replace(DEFAULTS, log="both")) == [("hookline_log_off", False), ("hookline", True)]
+    assert log_phases(replace(DEFAULTS, log="off")) == [("hookline", False)]
+    assert log_phases(DEFAULTS) == [("hookline", True)]

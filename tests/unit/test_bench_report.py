@@ -105,7 +105,7 @@ def test_the_summary_carries_rss_in_mib_cpu_per_delivery_and_the_phase_s_own_err
     phase.cpu_seconds, phase.receiver_cpu_seconds = 0.5, 0.05
     figures = summarize(phase)
     assert figures["worker_rss_mib"] == [64.0, 100.0]
-    assert figures["cpu_ms_per_delivery"] == {"workers": 500.0, "receiver": 50.0}
+    assert figures["cpu_ms_per_delivery"] == {"workers": 500.0, "receiver": 50.0, "recorder": None}
     assert figures["errors"] == {"missing": 0, "publish_failed": 0, "unparsed": 0, "dead_letters": 2}
 
 
@@ -166,3 +166,27 @@ def test_at_a_stated_rate_the_ratio_says_to_compare_latencies_instead() -> None:
     assert "at 50 events/s" in lines[0]
     assert "already running workers" in lines[0]
     assert lines[-1].endswith("(at a stated rate: compare the latencies; saturation needs no --rate)")
+
+
+def test_with_the_log_measured_both_ways_the_table_shows_both_phases_the_recorder_and_their_ratio() -> None:
+    rows = [hook_row(0.1, "evt_1", 0.0)]
+    off = Phase(1, 1, published(1), rows, rss=None)
+    off.log = False
+    on = Phase(1, 1, published(1), rows, rss=None)
+    on.log, on.recorder_cpu_seconds, on.log_caught_up_s = True, 0.02, 0.4
+    settings = {"events": 1, "subscriptions": 1, "rate": None, "processes": 1, "threads": 8}
+    result = {
+        "settings": {**settings, "running_workers": False, "log": "both"},
+        "hookline": summarize(on),
+        "hookline_log_off": summarize(off),
+        "log_ratio": 0.95,
+    }
+    lines = render(result)
+    assert lines[0].endswith("delivery log both")
+    assert lines[2].split() == ["hookline,", "log", "off", "hookline"]
+    [recorder] = [line for line in lines if line.startswith("CPU per delivery: recorder")]
+    assert recorder.split()[-3:] == ["not", "measured", "20"]  # log off: no recorder ran
+    [log] = [line for line in lines if line.startswith("delivery log")]
+    assert "off" in log
+    assert "on, all written 0.4 s after the last delivery" in log
+    assert lines[-1] == "hookline log on / log off deliveries/s: 0.95x (same run)"

@@ -17,7 +17,7 @@ from workers.errors import BenchError
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-COLOURS = {"hookline": "tab:blue", "baseline": "tab:orange"}
+COLOURS = {"hookline": "tab:blue", "hookline_log_off": "tab:green", "baseline": "tab:orange"}
 
 
 def check_available() -> None:
@@ -32,7 +32,7 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
 
     figure = Figure(figsize=(10, 7), layout="constrained")
     throughput, latency = figure.subplots(2, 1, sharex=True)
-    for name in ("hookline", "baseline"):
+    for name in COLOURS:
         if result.get(name):
             _draw(throughput, latency, name, result[name])
     throughput.set_ylabel("deliveries/s")

@@ -1,4 +1,4 @@
-"""The processes a bench run starts: the receiver, hookline workers, baseline loops.
+"""The processes a bench run starts: the receiver, hookline workers and recorder, baseline loops.
 
 Each runs in its own session, so a Ctrl-C on the terminal reaches only the
 bench, which then stops them in order (workers before their queues are
@@ -144,11 +144,54 @@ class Workers:
             return []
 
     def log_tail(self) -> str:
-        lines = self.log_path.read_text(errors="replace").strip().splitlines()
-        return " | ".join(lines[-3:]) or "(nothing logged)"
+        return _tail(self.log_path)
 
     def stop(self) -> None:
         self._child.stop()
+
+
+class Recorder:
+    """``hookline recorder`` started by the bench beside its workers, logging to the workers' file."""
+
+    def __init__(self, env: Mapping[str, str], log_path: Path, metrics_port: int) -> None:
+        self.log_path = log_path
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        argv = [*hookline_command(), "recorder", "--metrics-port", str(metrics_port)]
+        with log_path.open("ab") as log:
+            self._child = Child(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_consuming(self, amqp_url: str, queue: str, timeout: float = 60.0) -> None:
+        """Until it consumes the log queue, or :class:`BenchError` with the log's end."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._child.running():
+                raise BenchError(f"hookline recorder exited at start: {_tail(self.log_path)}")
+            if amqp.queue_counts(amqp_url, queue)[1] >= 1:
+                return
+            time.sleep(0.2)
+        raise BenchError(f"hookline recorder did not start consuming within {timeout:.0f}s")
+
+    def lag(self) -> float | None:
+        """The recorder's ``hookline_recorder_lag_seconds``, or None if its page cannot be read."""
+        try:
+            page = httpx.get(self.metrics_url, timeout=5.0).text
+        except httpx.HTTPError:
+            return None
+        for line in page.splitlines():
+            if line.startswith("hookline_recorder_lag_seconds "):
+                return float(line.split()[1])
+        return None
+
+    def processes(self) -> list[psutil.Process]:
+        return _existing([self._child.pid])
+
+    def stop(self) -> None:
+        self._child.stop()
+
+
+def _tail(path: Path) -> str:
+    lines = path.read_text(errors="replace").strip().splitlines()
+    return " | ".join(lines[-3:]) or "(nothing logged)"
 
 
 class BaselineLoops:

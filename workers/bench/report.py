@@ -43,6 +43,9 @@ class Phase:
     errors: dict[str, int] = field(default_factory=dict)
     cpu_seconds: float | None = None  # CPU used by the workers (or baseline processes) during the phase
     receiver_cpu_seconds: float | None = None
+    log: bool | None = None  # the delivery log on (a recorder ran beside the workers); None: not known
+    recorder_cpu_seconds: float | None = None
+    log_caught_up_s: float | None = None  # from the last delivery to the log holding every record
 
 
 def percentile(ordered: Sequence[float], p: float) -> float:
@@ -154,18 +157,24 @@ def summarize(phase: Phase, width: float | None = None) -> dict[str, Any]:
         "cpu_ms_per_delivery": {
             "workers": _per(phase.cpu_seconds, len(kept)),
             "receiver": _per(phase.receiver_cpu_seconds, len(kept)),
+            "recorder": _per(phase.recorder_cpu_seconds, len(kept)),
         },
+        "log": phase.log,
+        "log_caught_up_s": phase.log_caught_up_s,
         "errors": errors,
         "timeline_bucket_s": width,
         "timeline": timeline(kept, published.started, width),
     }
 
 
-def ratio(hookline: dict[str, Any], baseline: dict[str, Any] | None) -> float | None:
-    """hookline's deliveries/s over the baseline's, or None without a baseline (or a baseline at 0)."""
-    if baseline is None or not baseline["deliveries_per_s"]:
+def ratio(measured: dict[str, Any], reference: dict[str, Any] | None) -> float | None:
+    """One phase's deliveries/s over another's (hookline over the baseline, log on over log off).
+
+    None without the other phase, or when it delivered nothing.
+    """
+    if reference is None or not reference["deliveries_per_s"]:
         return None
-    return round(float(hookline["deliveries_per_s"]) / float(baseline["deliveries_per_s"]), 2)
+    return round(float(measured["deliveries_per_s"]) / float(reference["deliveries_per_s"]), 2)
 
 
 def _per(cpu_seconds: float | None, deliveries: int) -> float | None:

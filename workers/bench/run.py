@@ -1,4 +1,4 @@
-"""One bench run: the receiver, the hookline phase, the baseline phase, the figures.
+"""One bench run: the receiver, the hookline phase (or two: log on and off), the baseline phase, the figures.
 
 Everything a run creates is its own and removed at the end, on success, on an
 error and on Ctrl-C or SIGTERM: an exchange and queues named
@@ -11,6 +11,12 @@ With ``running_workers`` the bench uses workers someone else runs, with the
 configured ``HOOKLINE_*`` settings: it adds its subscriptions to their
 database (for a run-specific event type, ``bench.<run>``), publishes to their
 exchange, and removes the subscriptions afterwards.
+
+The delivery log (``log``): with it on, the bench starts ``hookline recorder``
+beside its workers, measures its CPU too, and says how long after the last
+delivery the log had written everything; ``both`` runs the hookline phase
+twice on the same machine, log off then on, so their ratio is measured under
+the same conditions.
 """
 
 from __future__ import annotations
@@ -27,12 +33,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
+
+import psutil
 
 from producer.settings import ProducerSettings, load, redacted_url
 from workers.bench import amqp, report
 from workers.bench import load as loading
-from workers.bench.processes import BaselineLoops, Receiver, Workers, hookline_command
+from workers.bench.processes import BaselineLoops, Receiver, Recorder, Workers, hookline_command
 from workers.bench.progress import Progress
 from workers.bench.sampler import ProcessSampler, Usage
 from workers.broker.topology import Topology
@@ -43,6 +51,9 @@ from workers.subscriptions.secretbox import SecretBox, generate_key
 from workers.subscriptions.store import SubscriptionStore
 
 POLL = 0.1  # seconds between looks at the receiver's count while waiting for deliveries
+LOG_TIMEOUT = 120.0  # how long a phase waits for the recorder to write what the workers recorded
+# The delivery log in the hookline phase: on (a recorder beside the workers), off, or both in turn.
+LogMode = Literal["on", "off", "both"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,7 @@ class Options:
     database_url: str | None  # None: a temporary SQLite file
     timeout: float  # give up waiting once no delivery arrived for this long
     queue_type: QueueType  # of the bench's workers' queues and of the baseline's queue alike
+    log: LogMode = "on"
 
 
 @dataclass(frozen=True)
@@ -83,20 +95,32 @@ def run(options: Options, progress: Progress) -> dict[str, Any]:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hookline-bench-")))
         receiver = Receiver()
         stack.callback(receiver.stop)
-        measure = _hookline_running if options.running_workers else _hookline_started
-        phases = {"hookline": measure(options, receiver, progress, names, workdir)}
+        phases: dict[str, report.Phase] = {}
+        for name, log in log_phases(options):
+            if options.running_workers:
+                phases[name] = _hookline_running(options, receiver, progress, names)
+            else:
+                phases[name] = _hookline_started(options, receiver, progress, names, workdir, log=log)
         if options.baseline:
             phases["baseline"] = _baseline(options, receiver, progress, names)
-    # One bucket width for both timelines, so that they can be compared in the plot.
+    # One bucket width for every timeline, so that they can be compared in the plot.
     width = report.bucket_width(max(report.span(phase) for phase in phases.values()))
-    hookline = report.summarize(phases["hookline"], width)
-    baseline = report.summarize(phases["baseline"], width) if "baseline" in phases else None
+    figures = {name: report.summarize(phase, width) for name, phase in phases.items()}
     return {
         "settings": _settings(options, names),
-        "hookline": hookline,
-        "baseline": baseline,
-        "ratio": report.ratio(hookline, baseline),
+        "hookline": figures["hookline"],
+        "hookline_log_off": figures.get("hookline_log_off"),
+        "baseline": figures.get("baseline"),
+        "ratio": report.ratio(figures["hookline"], figures.get("baseline")),
+        "log_ratio": report.ratio(figures["hookline"], figures.get("hookline_log_off")),
     }
+
+
+def log_phases(options: Options) -> list[tuple[str, bool]]:
+    """The hookline phases to run, in order: their names in the result, and whether the log is on."""
+    if options.log == "both":
+        return [("hookline_log_off", False), ("hookline", True)]
+    return [("hookline", options.log == "on")]
 
 
 def _settings(options: Options, names: Names) -> dict[str, Any]:
@@ -121,8 +145,10 @@ def _interrupt_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def worker_env(base: Mapping[str, str], options: Options, names: Names, database_url: str) -> dict[str, str]:
-    """The environment of workers the bench starts: its own exchange, queues and database."""
+def worker_env(
+    base: Mapping[str, str], options: Options, names: Names, database_url: str, *, log: bool = True
+) -> dict[str, str]:
+    """The environment of workers the bench starts: its own exchange, queues and database (the log's too)."""
     return {
         **base,
         "HOOKLINE_AMQP_URL": options.amqp_url,
@@ -130,6 +156,8 @@ def worker_env(base: Mapping[str, str], options: Options, names: Names, database
         "HOOKLINE_QUEUE_PREFIX": names.prefix,
         "HOOKLINE_QUEUE_TYPE": options.queue_type,
         "HOOKLINE_DATABASE_URL": database_url,
+        "HOOKLINE_LOG_DATABASE_URL": database_url,
+        "HOOKLINE_LOG_ENABLED": "true" if log else "false",
         "HOOKLINE_ALLOW_PRIVATE_NETWORKS": "true",  # the receiver is on loopback
         # Metrics on, as in production (multiprocess files included), on a free loopback port:
         # never the port a real worker may be serving on.
@@ -145,38 +173,81 @@ def _free_port() -> int:
 
 
 def _hookline_started(
-    options: Options, receiver: Receiver, progress: Progress, names: Names, workdir: Path
+    options: Options, receiver: Receiver, progress: Progress, names: Names, workdir: Path, *, log: bool
 ) -> report.Phase:
+    topology = Topology(exchange=names.prefix, prefix=names.prefix, queue_type=options.queue_type)
+    with ExitStack() as stack:
+        stack.callback(amqp.delete_topology, options.amqp_url, names.prefix, names.prefix)
+        env = _set_up(stack, options, receiver, names, workdir, log=log)
+        state = "on, with a recorder" if log else "off"
+        progress.note(
+            f"starting {options.processes} worker process(es) x {options.threads} threads, log {state}"
+        )
+        workers = Workers(env, workdir / "worker.log", options.processes, options.threads)
+        stack.callback(workers.stop)
+        workers.wait_consuming(options.amqp_url, [topology.events_queue, topology.retries_queue])
+        recorder = _recorder(stack, env, workdir, options.amqp_url, topology) if log else None
+        producer = ProducerSettings(amqp_url=options.amqp_url, exchange=names.prefix)
+        parked = _parked(options.amqp_url, topology)
+        phase_load = _hookline_load(options, names)
+        with ProcessSampler(workers.processes) as sampler, ProcessSampler(_processes_of(recorder)) as logs:
+            phase = _measure(phase_load, receiver, progress, producer, timeout=options.timeout, parked=parked)
+            if recorder is not None:
+                phase.log_caught_up_s = _log_caught_up(recorder, options.amqp_url, topology.log_queue, phase)
+        _add_usage(phase, sampler.stop(), parent=workers.pid)
+        if recorder is not None:
+            phase.recorder_cpu_seconds = sum(usage.cpu_seconds for usage in logs.stop().values())
+    phase.log = log
+    return phase
+
+
+def _set_up(
+    stack: ExitStack, options: Options, receiver: Receiver, names: Names, workdir: Path, *, log: bool
+) -> dict[str, str]:
+    """``hookline setup`` and the bench's subscriptions (removed when ``stack`` closes); the workers' env."""
     database_url = options.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    env = worker_env(os.environ, options, names, database_url)
+    env = worker_env(os.environ, options, names, database_url, log=log)
     if options.database_url is None:  # its own database: a secrets key of its own, gone with it
         env["HOOKLINE_SECRETS_KEY"] = generate_key()
         secrets = SecretBox([env["HOOKLINE_SECRETS_KEY"]])
     else:
         secrets = SecretBox.from_settings(load(Settings))
-    topology = Topology(exchange=names.prefix, prefix=names.prefix, queue_type=options.queue_type)
-    with ExitStack() as stack:
-        stack.callback(amqp.delete_topology, options.amqp_url, names.prefix, names.prefix)
-        _setup(env)
-        _subscribe(
-            stack, database_url, receiver.url, names.event_type, options.subscriptions, secrets=secrets
-        )
-        progress.note(f"starting {options.processes} worker process(es) x {options.threads} threads")
-        workers = Workers(env, workdir / "worker.log", options.processes, options.threads)
-        stack.callback(workers.stop)
-        workers.wait_consuming(options.amqp_url, [topology.events_queue, topology.retries_queue])
-        producer = ProducerSettings(amqp_url=options.amqp_url, exchange=names.prefix)
-        parked = _parked(options.amqp_url, topology)
-        with ProcessSampler(workers.processes) as sampler:
-            phase_load = _hookline_load(options, names)
-            phase = _measure(phase_load, receiver, progress, producer, timeout=options.timeout, parked=parked)
-        _add_usage(phase, sampler.stop(), parent=workers.pid)
-    return phase
+    _setup(env)
+    _subscribe(stack, database_url, receiver.url, names.event_type, options.subscriptions, secrets=secrets)
+    return env
 
 
-def _hookline_running(
-    options: Options, receiver: Receiver, progress: Progress, names: Names, _workdir: Path
-) -> report.Phase:
+def _recorder(
+    stack: ExitStack, env: Mapping[str, str], workdir: Path, amqp_url: str, topology: Topology
+) -> Recorder:
+    """``hookline recorder`` beside the workers, consuming the log queue; stopped when ``stack`` closes."""
+    recorder = Recorder(env, workdir / "recorder.log", _free_port())
+    stack.callback(recorder.stop)
+    recorder.wait_consuming(amqp_url, topology.log_queue)
+    return recorder
+
+
+def _processes_of(recorder: Recorder | None) -> Callable[[], list[psutil.Process]]:
+    return recorder.processes if recorder is not None else list
+
+
+def _log_caught_up(recorder: Recorder, amqp_url: str, queue: str, phase: report.Phase) -> float | None:
+    """Seconds from the last delivery received until the log queue was empty and the recorder held nothing.
+
+    None if that did not happen within :data:`LOG_TIMEOUT`.
+    """
+    last = max((float(row[0]) for row in phase.rows), default=time.time())
+    deadline, quiet = time.monotonic() + LOG_TIMEOUT, 0
+    while time.monotonic() < deadline:
+        idle = amqp.queue_counts(amqp_url, queue)[0] == 0 and recorder.lag() == 0
+        quiet = quiet + 1 if idle else 0
+        if quiet >= 2:  # twice in a row: not the moment between two messages
+            return round(max(time.time() - last, 0.0), 2)
+        time.sleep(POLL)
+    return None
+
+
+def _hookline_running(options: Options, receiver: Receiver, progress: Progress, names: Names) -> report.Phase:
     settings = load(Settings)
     topology = Topology.from_settings(settings)
     if amqp.queue_counts(options.amqp_url, topology.events_queue)[1] == 0:

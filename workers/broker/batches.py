@@ -5,10 +5,9 @@ CPU as a healthy delivery. So each item is handed to one thread per process
 (one per :class:`Batcher`), which gathers those that arrive within ``linger``
 seconds, composes each queue's share into one message (up to ``max_items``
 items and about ``max_bytes``), and publishes it on its own connection,
-confirmed: one publish and one confirm for many items. With ``linger`` 0 it
-lingers not at all: what arrived while the last publish waited for its
-confirm goes out together, so batches grow with the load and cost no wait
-when there is none.
+confirmed: one publish and one confirm for many items. What arrives while a
+publish waits for its confirm goes out in the next one, so batches also grow
+with the load.
 
 Callers get a future per item and do not wait for it: the ack of their
 message waits instead (workers/broker/heldacks.py), so no worker thread is

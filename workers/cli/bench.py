@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -56,6 +57,14 @@ class BenchFailed(click.ClickException):
     is_flag=True,
     help="Use workers already running with the HOOKLINE_* settings instead of starting some.",
 )
+@click.option(
+    "--log",
+    type=click.Choice(["on", "off", "both"]),
+    default="on",
+    show_default=True,
+    help="The delivery log in the hookline phase: on (a recorder beside the workers), off, or both "
+    "(the phase twice, off then on, and their ratio).",
+)
 @click.option("--amqp-url", help="RabbitMQ URL; default: HOOKLINE_AMQP_URL.")
 @click.option(
     "--database-url", help="Database for the bench's own workers; default: a temporary SQLite file."
@@ -80,6 +89,7 @@ def bench(
     threads: int,
     baseline: bool,
     running_workers: bool,
+    log: str,
     amqp_url: str | None,
     database_url: str | None,
     timeout: float,
@@ -92,6 +102,7 @@ def bench(
     hookline bench --baseline                    # 5000 events, fan-out 1, vs the baseline
     hookline bench --subscriptions 10 --baseline # fan-out 10
     hookline bench --rate 300 --json             # latency at a given load
+    hookline bench --log both                    # the delivery log's cost, same run
 
     Reports publish rate, deliveries/s (first publish to last receipt),
     latency from event timestamp to receipt (p50/p90/p99/max), peak RSS per
@@ -100,8 +111,10 @@ def bench(
     if importlib.util.find_spec("psutil") is None:
         raise BenchFailed("hookline bench needs the bench extra: pip install 'hookline[worker,bench]'")
     # Here, not at the top: the run samples worker processes with psutil, from the bench extra.
-    from workers.bench.run import Options, run  # noqa: PLC0415
+    from workers.bench.run import LogMode, Options, run  # noqa: PLC0415
 
+    if running_workers and log != "on":
+        raise BenchFailed("--log is for the workers the bench starts: leave it out with --running-workers")
     settings = load(Settings)
     options = Options(
         events=events,
@@ -115,6 +128,7 @@ def bench(
         database_url=database_url,
         timeout=timeout,
         queue_type=settings.queue_type,
+        log=cast(LogMode, log),
     )
     try:
         if plot_path is not None:
@@ -126,7 +140,8 @@ def bench(
     except BenchError as exc:
         raise BenchFailed(str(exc)) from exc
     _print(result, as_json)
-    if any(result[name] and result[name]["errors"]["missing"] for name in ("hookline", "baseline")):
+    phases = ("hookline", "hookline_log_off", "baseline")
+    if any(result[name] and result[name]["errors"]["missing"] for name in phases):
         click.get_current_context().exit(1)
 
 
