@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import psycopg
@@ -28,6 +28,7 @@ from support.processes import HOOKLINE, run_json, wait_until
 from support.secrets import TEST_SECRETS_KEY
 from support.topology import delete_topology
 
+Setup = Literal["all", "database", "none"]
 AMQP_URL = os.environ.get("HOOKLINE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 PG_ADMIN_URL = os.environ.get("HOOKLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -44,13 +45,15 @@ class Api:
     log: Path
     process: subprocess.Popen[bytes]
 
-    def call(self, method: str, path: str, *, key: str | None = "default", **kwargs: Any) -> httpx.Response:
-        """One request; ``key`` is the read-write key by default, None sends none."""
+    def call(
+        self, method: str, path: str, *, key: str | None = "default", base: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """One request; ``key`` is the read-write key by default, None sends none; ``base`` another port."""
         headers = dict(kwargs.pop("headers", {}))
         given = self.key if key == "default" else key
         if given is not None:
             headers["Authorization"] = f"Bearer {given}"
-        return httpx.request(method, self.base + path, headers=headers, timeout=30, **kwargs)
+        return httpx.request(method, (base or self.base) + path, headers=headers, timeout=30, **kwargs)
 
 
 @contextmanager
@@ -90,7 +93,9 @@ def _database(directory: Path, database: str, name: str) -> Iterator[str]:
 
 
 @contextmanager
-def running_api(env: dict[str, str], log: Path, *, setup: bool = True) -> Iterator[Api]:
+def running_api(env: dict[str, str], log: Path, *, setup: Setup = "all") -> Iterator[Api]:
+    """The server, after ``setup``: ``all`` (`hookline setup`), ``database`` (migrations only: no
+    exchange, no queues) or ``none`` (an empty database: no keys either)."""
     api_port, metrics_port = free_ports(2)
     env = {
         **env,
@@ -98,12 +103,16 @@ def running_api(env: dict[str, str], log: Path, *, setup: bool = True) -> Iterat
         "HOOKLINE_API_PORT": str(api_port),
         "HOOKLINE_API_METRICS_PORT": str(metrics_port),
     }
-    if setup:
+    key = read_only_key = ""
+    if setup == "all":
         run_json(env, "setup")
-    else:
-        run_json_migrated_only(env)
-    key = run_json(env, "api-keys", "create", "--name", "tests")["key"]
-    read_only_key = run_json(env, "api-keys", "create", "--name", "tests, read only", "--read-only")["key"]
+    elif setup == "database":
+        migrate_only(env)
+    if setup != "none":
+        key = run_json(env, "api-keys", "create", "--name", "tests")["key"]
+        read_only_key = run_json(env, "api-keys", "create", "--name", "tests, read only", "--read-only")[
+            "key"
+        ]
     with log.open("ab") as output:
         process = subprocess.Popen(
             [HOOKLINE, "api"], env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
@@ -120,7 +129,7 @@ def running_api(env: dict[str, str], log: Path, *, setup: bool = True) -> Iterat
         process.wait(timeout=60)
 
 
-def run_json_migrated_only(env: dict[str, str]) -> None:
+def migrate_only(env: dict[str, str]) -> None:
     """Migrate the database, but declare nothing on the broker: no exchange, no queue."""
     from workers.subscriptions import db  # noqa: PLC0415 - the only caller that needs it
 
