@@ -304,7 +304,7 @@ def test_replay_refuses_a_dead_letter_whose_subscription_was_removed_and_leaves_
     hookline: Hookline,
 ) -> None:
     removed = hookline.subscription()
-    hookline.json("subscriptions", "remove", removed)
+    hookline.json("subscriptions", "remove", removed, "--yes")
     letter = dead_letter(removed)
     hookline.park(letter)
 

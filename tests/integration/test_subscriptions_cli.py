@@ -266,15 +266,15 @@ def test_commands_on_an_unknown_id_exit_1_and_change_nothing(hookline: Hookline,
     assert hookline.store.load_all() == [existing]
 
 
-def test_remove_deletes_the_subscription(hookline: Hookline) -> None:
+def test_remove_with_yes_deletes_the_subscription(hookline: Hookline) -> None:
     kept, removed = hookline.add("a"), hookline.add("b")
 
-    result = hookline.run("remove", removed.id)
+    result = hookline.run("remove", removed.id, "--yes")
 
     assert result.exit_code == 0, result.output
     assert result.stdout == f"Removed subscription {removed.id}.\n"
     assert hookline.store.load_all() == [kept]
-    assert hookline.json("remove", kept.id) == {"id": kept.id, "removed": True}
+    assert hookline.json("remove", kept.id, "--yes") == {"id": kept.id, "removed": True}
 
 
 def test_rotate_secret_prints_the_new_secret_and_when_the_old_one_expires(hookline: Hookline) -> None:

@@ -1,4 +1,4 @@
-"""``hookline subscriptions``: add, list, show, enable, disable, remove and rotate secrets.
+"""``hookline subscriptions``: add, list, show, update, pause and resume, test, remove and rotate secrets.
 
 Store errors (unknown id, invalid URL, pattern or secret, unmigrated database)
 propagate as StoreError; the ``hookline`` root prints them as one line and exits 1.
@@ -8,10 +8,15 @@ broker, so that they reload it at once (:mod:`workers.broker.changes`); if the
 broker cannot be reached, a note says so and the workers see the change at
 their next periodic reload. Every command needs ``HOOKLINE_SECRETS_KEY``, since each reads or writes them
 (encrypted in the database); without it, each refuses with one line (exit 2).
+
+``disable`` and ``enable`` are also ``pause`` and ``resume``: while a
+subscription is disabled, the workers record the events that match it as
+skipped deliveries, and ``resume --replay`` resends them (:mod:`workers.cli.replay`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -21,13 +26,24 @@ import click
 from producer.settings import load
 from workers.broker import changes
 from workers.broker.topology import Topology
+from workers.cli import replay as replay_cli
+from workers.cli.interaction import confirm_or_stop
 from workers.cli.output import json_option, print_json, print_record, print_table
+from workers.errors import DeliveryFailed
+from workers.ops import probe
+from workers.ops import replay as replay_operations
+from workers.ops.replay import Plan, Report
 from workers.settings import Settings
 from workers.subscriptions.db import create_engine, ensure_migrated
 from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import Subscription, SubscriptionStore
 
 LIST_COLUMNS = ("id", "url", "events", "enabled", "description")
+# How long workers told of a change take to reload: one round trip to RabbitMQ and one SELECT, with room.
+RELOAD_SECONDS = 1.0
+# `resume --replay` looks at events received this long before the pause too, as the workers' clocks and
+# the one that stamped the pause may disagree; only skipped deliveries are resent, so it costs little.
+CLOCK_MARGIN = timedelta(minutes=1)
 SAVE_IT_NOW = (
     "Give this secret to the receiver now: other commands mask it "
     "(`hookline subscriptions show ID --show-secret` prints it again)."
@@ -53,13 +69,20 @@ def _changing_store(settings: Settings | None = None) -> Iterator[SubscriptionSt
     settings = settings or load(Settings)
     with _open_store(settings) as store:
         yield store
+    _announce(settings)
+
+
+def _announce(settings: Settings) -> float:
+    """Tell the workers that subscriptions changed; how many seconds they may take to see it."""
     exchange = Topology.from_settings(settings).subscription_changes_exchange
     not_told = changes.announce(settings.amqp_url, exchange)
-    if not_told is not None:
-        seconds = f"{settings.subscription_refresh_seconds:g}"
-        click.echo(
-            f"note: workers not told of the change ({not_told}); they see it within {seconds}s", err=True
-        )
+    if not_told is None:
+        return RELOAD_SECONDS
+    seconds = settings.subscription_refresh_seconds
+    click.echo(
+        f"note: workers not told of the change ({not_told}); they see it within {seconds:g}s", err=True
+    )
+    return seconds
 
 
 @click.group()
@@ -139,35 +162,165 @@ def show(subscription_id: str, show_secret: bool, as_json: bool) -> None:
 
 @subscriptions.command()
 @click.argument("subscription_id", metavar="ID")
+@click.option("--url", default=None, help="Where to POST webhooks from now on.")
+@click.option(
+    "--event",
+    "events",
+    multiple=True,
+    metavar="PATTERN",
+    help="Event type patterns, replacing all the current ones. Repeat for more.",
+)
+@click.option("--description", default=None, help="Free text for operators.")
 @json_option
-def enable(subscription_id: str, as_json: bool) -> None:
-    """Resume deliveries to a subscription, however it was disabled; its failure record starts afresh."""
+def update(
+    subscription_id: str, url: str | None, events: tuple[str, ...], description: str | None, as_json: bool
+) -> None:
+    """Change a subscription's URL, events or description; its id and secret stay."""
+    if url is None and not events and description is None:
+        raise click.UsageError("nothing to update: give --url, --event or --description")
     with _changing_store() as store:
-        subscription = store.set_enabled(subscription_id, True)
+        subscription = store.update(
+            subscription_id, url=url, event_patterns=events or None, description=description
+        )
     _print(subscription, as_json=as_json)
+
+
+@subscriptions.command()
+@click.argument("subscription_id", metavar="ID")
+@click.option(
+    "--replay", "replay_skipped", is_flag=True, help="Then resend the events skipped while disabled."
+)
+@click.option("--yes", is_flag=True, help="With --replay: do not ask for confirmation.")
+@json_option
+def enable(subscription_id: str, replay_skipped: bool, yes: bool, as_json: bool) -> None:
+    """Resume deliveries, however it was disabled; its failure record starts afresh (alias: resume).
+
+    With --replay, the events skipped while it was disabled are then resent,
+    after saying how many and asking (see `hookline replay`).
+    """
+    if not replay_skipped:
+        with _changing_store() as store:
+            subscription = store.set_enabled(subscription_id, True)
+        _print(subscription, as_json=as_json)
+        return
+    replay_cli.refuse_without_terminal(yes=yes)
+    settings = load(Settings)
+    with replay_cli.open_stores(settings) as (store, log):
+        disabled_at = store.get(subscription_id).disabled_at
+        subscription = store.set_enabled(subscription_id, True)
+        ready = time.monotonic() + _announce(settings)
+        if disabled_at is None:
+            click.echo(f"{subscription_id} was not disabled: nothing to replay", err=True)
+            _print(subscription, as_json=as_json)
+            return
+        since = disabled_at - CLOCK_MARGIN
+        planned = replay_operations.plan(store, log, subscription_id, since=since, selection="skipped")
+    report = replay_cli.resend(settings, planned, yes=yes, not_before=ready)
+    _print_resumed(subscription, planned, report, as_json=as_json)
+
+
+def _print_resumed(
+    subscription: Subscription, planned: Plan, report: Report | None, *, as_json: bool
+) -> None:
+    """The subscription, then what was replayed; exit 1 unless every skipped event was resent."""
+    if as_json:
+        replayed = None if report is None else report.to_record()
+        print_json({**subscription.to_record(show_secret=False), "replay": replayed})
+    else:
+        print_record(subscription.to_record(show_secret=False))
+        if report is not None:
+            replay_cli.print_report(report, as_json=False)
+    if report is None:
+        since = planned.since.isoformat(timespec="seconds")
+        click.echo(
+            f"Resumed; nothing replayed. Later: hookline replay --subscription {subscription.id} "
+            f"--state skipped --since {since}",
+            err=True,
+        )
+    if report is None or report.without_payload:
+        click.get_current_context().exit(1)
 
 
 @subscriptions.command()
 @click.argument("subscription_id", metavar="ID")
 @json_option
 def disable(subscription_id: str, as_json: bool) -> None:
-    """Stop deliveries; deliveries under way become dead letters, replayable after enable."""
+    """Stop deliveries, keeping the events that come meanwhile in the log as skipped (alias: pause).
+
+    Deliveries under way become dead letters, replayable after enable.
+    """
     with _changing_store() as store:
         subscription = store.set_enabled(subscription_id, False)
     _print(subscription, as_json=as_json)
 
 
+subscriptions.add_command(enable, "resume")
+subscriptions.add_command(disable, "pause")
+
+
 @subscriptions.command()
 @click.argument("subscription_id", metavar="ID")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @json_option
-def remove(subscription_id: str, as_json: bool) -> None:
-    """Delete a subscription."""
+def remove(subscription_id: str, yes: bool, as_json: bool) -> None:
+    """Delete a subscription for good, its secret with it.
+
+    Asks for confirmation unless --yes; without a terminal to ask on, refuses.
+    """
     with _changing_store() as store:
+        subscription = store.get(subscription_id)
+        events = ",".join(subscription.event_patterns)
+        confirm_or_stop(
+            f"Remove {subscription.id} ({probe.host_of(subscription.url)}, {events}) for good?",
+            yes=yes,
+            refusal="not removing: no terminal to confirm on; pass --yes to remove anyway",
+        )
         store.remove(subscription_id)
     if as_json:
         print_json({"id": subscription_id, "removed": True})
     else:
         click.echo(f"Removed subscription {subscription_id}.")
+
+
+@subscriptions.command("test")
+@click.argument("subscription_id", metavar="ID")
+@json_option
+def test_(subscription_id: str, as_json: bool) -> None:
+    """Send a signed hookline.test event to the endpoint now, and print what it answered.
+
+    Made as a worker makes an attempt (address guard, TLS, timeout), but
+    through no queue, never retried and not logged. Exits 1 unless it answered 2xx.
+    """
+    settings = load(Settings)
+    with _open_store(settings) as store:
+        subscription = store.get(subscription_id)
+    try:
+        answer = probe.send_test(settings, subscription)
+    except DeliveryFailed as exc:
+        _no_answer(subscription, exc, as_json=as_json)
+        return
+    if as_json:
+        print_json(answer.to_record())
+    else:
+        print_record(answer.to_record())
+    if not answer.ok:
+        click.get_current_context().exit(1)
+
+
+def _no_answer(subscription: Subscription, failure: DeliveryFailed, *, as_json: bool) -> None:
+    host = probe.host_of(subscription.url)
+    if as_json:
+        print_json(
+            {
+                "subscription_id": subscription.id,
+                "host": host,
+                "ok": False,
+                "reason": failure.reason,
+                "error": str(failure),
+            }
+        )
+    click.echo(f"hookline: no answer from {host} ({failure.reason}): {failure}", err=True)
+    click.get_current_context().exit(1)
 
 
 @subscriptions.command("rotate-secret")
