@@ -110,15 +110,17 @@ PROBLEMS: Mapping[type[BaseException], Kind] = {
     DatabaseNotMigrated: Kind(503, "database-not-migrated", "The database needs `hookline setup`"),
     StoreError: Kind(503, "database-unavailable", "The database failed"),
 }
+MALFORMED = Kind(400, "malformed-body", "The body is not valid JSON")
 NOT_FOUND = Kind(404, "not-found", "No such resource")
 METHOD_NOT_ALLOWED = Kind(405, "method-not-allowed", "Method not allowed here")
 VALIDATION = Kind(422, "validation-error", "The request is not valid")
 INTERNAL = Kind(500, "internal-error", "Internal server error")
 TOO_LARGE = PROBLEMS[RequestTooLarge]
-_BY_STATUS = {kind.status: kind for kind in (NOT_FOUND, METHOD_NOT_ALLOWED, TOO_LARGE, VALIDATION)}
+_BY_STATUS = {kind.status: kind for kind in (MALFORMED, NOT_FOUND, METHOD_NOT_ALLOWED, TOO_LARGE, VALIDATION)}
 
 
 _DESCRIPTIONS = {
+    400: "The body is not valid JSON.",
     401: "No API key, or an unknown or revoked one.",
     403: "A read-only API key asked to change something.",
     404: "No such resource.",

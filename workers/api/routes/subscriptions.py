@@ -55,7 +55,7 @@ router = APIRouter(
     responses=problems.documented(401, 403, 422, 503),
 )
 Key = Annotated[ApiKey, Depends(api_key)]
-WITH_BODY = problems.documented(413, 415)
+WITH_BODY = problems.documented(400, 413, 415)
 FOUND = problems.documented(404)
 
 
