@@ -15,7 +15,7 @@ import pytest
 from deploy_support import DASHBOARD, DEPLOY, SCHEMAS, load_yaml, worker_options
 
 COMPOSE = DEPLOY / "compose.yaml"
-HOOKLINE_SERVICES = ("setup", "fan-out", "delivery", "receiver")
+HOOKLINE_SERVICES = ("setup", "fan-out", "delivery", "recorder", "receiver")
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,7 @@ def test_the_stack_has_every_part(services: dict[str, Any]) -> None:
         "setup",
         "fan-out",
         "delivery",
+        "recorder",
         "receiver",
         "prometheus",
         "grafana",
@@ -142,10 +143,13 @@ def host_path(service: dict[str, Any], container_path: str) -> str:
 def test_prometheus_scrapes_both_workers_and_loads_the_alert_rules(services: dict[str, Any]) -> None:
     prometheus = services["prometheus"]
     config = load_yaml(DEPLOY / host_path(prometheus, "/etc/prometheus/prometheus.yml"))
-    (job,) = config["scrape_configs"]
-    (discovery,) = job["dns_sd_configs"]
-    assert set(discovery["names"]) == {"fan-out", "delivery"}
+    workers, recorders = config["scrape_configs"]
+    (discovery,) = workers["dns_sd_configs"]
+    assert (workers["job_name"], set(discovery["names"])) == ("hookline", {"fan-out", "delivery"})
     assert discovery["port"] == 9191
+    (discovery,) = recorders["dns_sd_configs"]
+    assert (recorders["job_name"], discovery["names"]) == ("hookline-recorder", ["recorder"])
+    assert discovery["port"] == 9192
     assert host_path(prometheus, "/etc/prometheus/rules/hookline-alerts.yaml") == "./prometheus/alerts.yaml"
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yaml"]
 
@@ -170,3 +174,16 @@ def test_every_file_the_stack_mounts_is_in_the_repository(services: dict[str, An
             source = volume.split(":")[0]
             if source.startswith("."):
                 assert (DEPLOY / source).exists(), f"{name} mounts {source}, which does not exist"
+
+
+def test_the_recorder_writes_the_log_once_setup_is_done_and_is_checked_on_its_own_port(
+    services: dict[str, Any],
+) -> None:
+    recorder = services["recorder"]
+    assert recorder["depends_on"] == {"setup": {"condition": "service_completed_successfully"}}
+    command, *arguments = recorder["command"]
+    options = dict(zip(arguments[::2], arguments[1::2], strict=True))
+    assert (command, options["--metrics-port"]) == ("recorder", "9192")
+    assert "9192/healthz" in " ".join(recorder["healthcheck"]["test"])
+    shutdown_timeout = float(options["--shutdown-timeout"])
+    assert int(recorder["stop_grace_period"].removesuffix("s")) > shutdown_timeout

@@ -49,7 +49,10 @@ UNDELIVERABLE_V4 = ("198.18.0.0/15", "192.0.0.0/24", "224.0.0.0/4", "240.0.0.0/4
 # IPv6 that reaches IPv4 space through a translator, link-local, unique-local and multicast.
 UNDELIVERABLE_V6 = ("fc00::/7", "fe80::/10", "::ffff:0:0/96", "64:ff9b::/96", "2002::/16", "ff00::/8")
 
-QUEUES_OF = {"fan-out": ["events"], "delivery": ["retries"]}
+QUEUES_OF = {"fan-out": ["events"], "delivery": ["retries"], "recorder": ["log"]}
+# Deployments that consume a queue and scale on it: the workers, and the recorder of the delivery log.
+CONSUMERS = (*WORKER_COMPONENTS, "recorder")
+RECORDER_METRICS_PORT = 9192  # `hookline recorder --metrics-port`
 
 
 def crd_validator(api_version: str, kind: str) -> jsonschema.Draft202012Validator:
@@ -211,7 +214,10 @@ def test_every_hookline_container_takes_its_settings_from_the_configmap_and_its_
 
 def test_every_hookline_container_reads_the_secrets_key_from_a_secret_of_its_own(rendered: Rendered) -> None:
     # Its own Secret: replacing hookline-credentials to rotate a password cannot drop the key.
+    # The recorder reads no signing secret, so it is not given the key.
     for owner in rendered.hookline_pod_owners():
+        if owner["metadata"]["name"] == "hookline-recorder":
+            continue
         for c in owner["spec"]["template"]["spec"]["containers"]:
             env = {var["name"]: var for var in c["env"]}
             assert env["HOOKLINE_SECRETS_KEY"]["valueFrom"]["secretKeyRef"] == {
@@ -343,7 +349,7 @@ def test_the_documented_first_rollout_phase_applies_the_setup_job_and_no_worker(
     assert ("NetworkPolicy", "hookline") in names
     assert ("RabbitmqCluster", "hookline-rabbitmq") in names
     assert any(kind == "ConfigMap" and name.startswith("hookline-settings-") for kind, name in names)
-    for component in WORKER_COMPONENTS:
+    for component in CONSUMERS:  # the recorder too: it needs the log's tables that setup makes
         assert not [
             obj
             for obj in first
@@ -367,7 +373,7 @@ def test_a_job_runs_hookline_setup_once_with_retries(rendered: Rendered) -> None
 # --- disruption budgets --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("component", WORKER_COMPONENTS)
+@pytest.mark.parametrize("component", CONSUMERS)
 def test_each_worker_deployment_has_a_disruption_budget(rendered: Rendered, component: str) -> None:
     labels = pod_labels(rendered.worker(component))
     budgets = [
@@ -383,7 +389,7 @@ def test_each_worker_deployment_has_a_disruption_budget(rendered: Rendered, comp
 # --- autoscaling ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("component", WORKER_COMPONENTS)
+@pytest.mark.parametrize("component", CONSUMERS)
 def test_each_worker_deployment_scales_on_the_queues_it_consumes_under_the_overlays_prefix(
     rendered: Rendered, component: str
 ) -> None:
@@ -391,7 +397,7 @@ def test_each_worker_deployment_scales_on_the_queues_it_consumes_under_the_overl
     assert scaled_queues(rendered, component) == [f"{prefix}.{queue}" for queue in QUEUES_OF[component]]
 
 
-@pytest.mark.parametrize("component", WORKER_COMPONENTS)
+@pytest.mark.parametrize("component", CONSUMERS)
 def test_each_worker_deployment_has_exactly_one_autoscaler(rendered: Rendered, component: str) -> None:
     scalers = [
         obj
@@ -471,7 +477,10 @@ def test_only_prometheus_may_call_the_metrics_port(rendered: Rendered) -> None:
     assert ingress == [
         {
             "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
-            "ports": [{"protocol": "TCP", "port": int(rendered.settings["HOOKLINE_METRICS_PORT"])}],
+            "ports": [
+                {"protocol": "TCP", "port": int(rendered.settings["HOOKLINE_METRICS_PORT"])},
+                {"protocol": "TCP", "port": RECORDER_METRICS_PORT},
+            ],
         }
     ]
 
@@ -489,6 +498,62 @@ def test_the_pod_monitor_scrapes_the_metrics_port_of_every_worker(rendered: Rend
     assert [(e["port"], e["path"]) for e in monitor["spec"]["podMetricsEndpoints"]] == [
         ("metrics", "/metrics")
     ]
+
+
+def test_the_recorders_are_scraped_as_a_job_of_their_own_that_no_worker_alert_counts(
+    rendered: Rendered,
+) -> None:
+    monitor = rendered.one("PodMonitor", "hookline-recorder")
+    recorder = pod_labels(rendered.one("Deployment", "hookline-recorder"))
+    assert label_selector_matches(monitor["spec"]["selector"], recorder)
+    assert not label_selector_matches(rendered.one("PodMonitor", "hookline")["spec"]["selector"], recorder)
+    for component in WORKER_COMPONENTS:
+        assert not label_selector_matches(monitor["spec"]["selector"], pod_labels(rendered.worker(component)))
+    assert [(e["port"], e["path"]) for e in monitor["spec"]["podMetricsEndpoints"]] == [
+        ("metrics", "/metrics")
+    ]
+
+
+# --- recorder ------------------------------------------------------------------------------------------
+
+
+def recorder_options(rendered: Rendered) -> dict[str, str]:
+    command, *arguments = container(rendered.one("Deployment", "hookline-recorder"), "recorder")["args"]
+    assert command == "recorder"
+    return dict(zip(arguments[::2], arguments[1::2], strict=True))
+
+
+def test_the_recorder_serves_its_probes_on_its_own_metrics_port(rendered: Rendered) -> None:
+    recorder = container(rendered.one("Deployment", "hookline-recorder"), "recorder")
+    ports = {port["name"]: port["containerPort"] for port in recorder["ports"]}
+    assert ports["metrics"] == int(recorder_options(rendered)["--metrics-port"]) == RECORDER_METRICS_PORT
+    assert recorder["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert recorder["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+
+
+def test_the_recorder_gets_the_time_to_write_its_batch_when_stopped_and_rolls_out_without_a_gap(
+    rendered: Rendered,
+) -> None:
+    deployment = rendered.one("Deployment", "hookline-recorder")
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > float(recorder_options(rendered)["--shutdown-timeout"])
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert "replicas" not in deployment["spec"]
+
+
+def test_the_log_may_have_a_database_of_its_own_which_setup_migrates_and_the_recorder_writes(
+    rendered: Rendered,
+) -> None:
+    for owner, name in (
+        (rendered.one("Job", "hookline-setup"), "setup"),
+        (rendered.one("Deployment", "hookline-recorder"), "recorder"),
+    ):
+        env = {var["name"]: var for var in container(owner, name)["env"]}
+        assert env["HOOKLINE_LOG_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": "hookline-credentials",
+            "key": "log-database-url",
+            "optional": True,
+        }
 
 
 # --- broker --------------------------------------------------------------------------------------------

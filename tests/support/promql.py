@@ -67,7 +67,7 @@ def _sample_names(name: str, kind: str) -> set[str]:
 
 
 def exported_sample_names(tmp_path: Path, unreachable_port: int) -> set[str]:
-    """Every sample name ``hookline worker`` can expose, from the real registries.
+    """Every sample name ``hookline worker`` and ``hookline recorder`` can expose, from the real registries.
 
     The parent's collectors are built against a broker and a database that do
     not answer: they still describe every family they would fill.
@@ -79,7 +79,11 @@ def exported_sample_names(tmp_path: Path, unreachable_port: int) -> set[str]:
     )
     parent = exporter.build(settings, tmp_path, expected=1)
     try:
-        registries: list[CollectorRegistry | Collector] = [metrics.REGISTRY, parent.registry]
+        registries: list[CollectorRegistry | Collector] = [
+            metrics.REGISTRY,
+            parent.registry,
+            metrics.recorder_registry(),  # what `hookline recorder` serves
+        ]
         return {
             sample
             for registry in registries
