@@ -50,6 +50,7 @@ def test_the_stack_has_every_part(services: dict[str, Any]) -> None:
         "fan-out",
         "delivery",
         "recorder",
+        "api",
         "receiver",
         "prometheus",
         "grafana",

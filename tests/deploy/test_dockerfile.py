@@ -94,11 +94,12 @@ def test_the_image_runs_hookline_as_a_numeric_non_root_user() -> None:
     assert json.loads(command) == ["worker"]
 
 
-def test_the_image_logs_json_and_exposes_the_metrics_port() -> None:
+def test_the_image_logs_json_and_exposes_the_metrics_and_api_ports() -> None:
     _, final = stages()
     env = " ".join(arguments for keyword, arguments in final if keyword == "ENV")
     assert "HOOKLINE_LOG_FORMAT=json" in env
-    assert [arguments for keyword, arguments in final if keyword == "EXPOSE"] == ["9191"]
+    exposed = " ".join(arguments for keyword, arguments in final if keyword == "EXPOSE").split()
+    assert sorted(exposed) == ["8080", "9191", "9192"]  # worker metrics, API, API metrics
 
 
 def test_the_build_context_holds_only_what_the_build_stage_copies() -> None:
