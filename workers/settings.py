@@ -168,7 +168,7 @@ class Settings(ProducerSettings):
         description="Fernet key that encrypts the subscriptions' signing secrets in the database "
         "(generate one with `hookline secrets-key`). To rotate: the new key, a comma, the old ones; the "
         "first encrypts, every one decrypts, and `hookline setup` re-encrypts the stored secrets with "
-        "the first. Required by `setup`, `worker`, `subscriptions` and `dlq replay`, unless "
+        "the first. Required by `setup`, `worker`, `subscriptions`, `dlq replay` and `replay`, unless "
         "`HOOKLINE_ALLOW_PLAINTEXT_SECRETS` is `true`.",
     )
     allow_plaintext_secrets: bool = Field(

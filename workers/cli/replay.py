@@ -109,7 +109,7 @@ def resend(settings: Settings, planned: Plan, *, yes: bool, not_before: float | 
         return operations.replay(settings, planned, on_progress=progress)
 
 
-def tell_plan(planned: Plan) -> None:
+def tell_plan(planned: Plan, *, first_few: bool = True) -> None:
     """On stderr: how many would be resent, the first few, and what cannot be."""
     sendable, missing = planned.sendable, planned.without_payload
     until = "now" if planned.until is None else _time(planned.until)
@@ -118,10 +118,11 @@ def tell_plan(planned: Plan) -> None:
         f"(state {planned.selection}, received {_time(planned.since)} to {until})",
         err=True,
     )
-    for candidate in sendable[:SHOWN_BEFORE_ASKING]:
+    shown = sendable[:SHOWN_BEFORE_ASKING] if first_few else []
+    for candidate in shown:
         click.echo(f"  {candidate.event_id}  {candidate.event_type}  {candidate.state}", err=True)
-    if len(sendable) > SHOWN_BEFORE_ASKING:
-        click.echo(f"  ... and {len(sendable) - SHOWN_BEFORE_ASKING} more", err=True)
+    if len(sendable) > len(shown) > 0:
+        click.echo(f"  ... and {len(sendable) - len(shown)} more", err=True)
     if missing:
         click.echo(
             f"{_deliveries(len(missing))} cannot be resent: the log no longer keeps the payload", err=True
@@ -132,7 +133,7 @@ def print_plan(planned: Plan, *, as_json: bool) -> None:
     if as_json:
         print_json(planned.to_record())
         return
-    tell_plan(planned)
+    tell_plan(planned, first_few=False)  # the table below lists them all
     rows = [operations.candidate_record(candidate) for candidate in planned.sendable]
     if rows:
         print_table(rows, PLAN_COLUMNS)
