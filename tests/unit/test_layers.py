@@ -43,7 +43,6 @@ ONLY_IN = {
         "workers.middleware",
         "workers.app",
         "workers.ops.dlq",
-        "workers.ops.replay",
         "workers.cli.worker",
     },
     "prometheus_client": {

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from workers.broker.delaybatch import MAX_BYTES, retry_message
 from workers.deliverylog import records
 from workers.deliverylog.queries import ReplayCandidate
 from workers.deliverylog.records import DeliveryState, StateRecord
-from workers.ops.replay import SELECTIONS, Plan, fresh_delivery, replayed_record
+from workers.ops.replay import SELECTIONS, Plan, batches, fresh_delivery, replayed_record
 
 PAYLOAD = '{"type":"order.created","timestamp":"2025-03-01T12:00:00Z","data":{}}'
 
@@ -84,3 +85,24 @@ def test_a_plan_sets_apart_the_events_whose_payload_the_log_no_longer_keeps() ->
     assert [item["event_id"] for item in record["to_send"]] == ["evt_kept"]
     assert record["without_payload"] == ["evt_dropped"]
     assert record["to_send"][0]["state"] == "dead_lettered"
+
+
+def test_deliveries_go_fifty_to_a_retries_message_as_the_delay_batches_do() -> None:
+    deliveries = [fresh_delivery("sub_a", found(f"evt_{n}")) for n in range(120)]
+
+    sizes = [len(batch) for batch in batches(deliveries)]
+
+    assert sizes == [50, 50, 20]
+    assert [each for batch in batches(deliveries) for each in batch] == deliveries
+
+
+def test_large_payloads_cut_a_batch_before_it_outgrows_the_delay_batches_bytes() -> None:
+    mebibyte = '{"type":"order.created","timestamp":"2025-03-01T12:00:00Z","data":"' + "x" * 2**20 + '"}'
+    deliveries = [fresh_delivery("sub_a", found(f"evt_{n}", payload=mebibyte)) for n in range(7)]
+
+    sizes = [len(batch) for batch in batches(deliveries)]
+
+    assert sizes == [3, 3, 1]
+    for batch in batches(deliveries):
+        message = retry_message("hookline.retries", [delivery.to_message() for delivery in batch])
+        assert len(message) <= MAX_BYTES + 1024

@@ -7,10 +7,12 @@ becomes a fresh delivery of the same webhook (same ``webhook-id``, the stored
 body, signed afresh at each attempt, attempts from 1) in a run of its own,
 ``rp_<uuid4 hex>``, so the log keeps its attempts beside the earlier ones.
 
-A delivery goes to the retries queue as a message for the ``retry`` actor, on
-a channel in confirm mode (:func:`publish_for_retry`, which the dead-letter
-replay shares); it counts as replayed once the broker confirmed it. The log is
-then told (a ``pending`` state record, reason ``replayed``), so it shows the
+Deliveries go to the retries queue for the ``retry`` actor, as many to a
+message as the delay batches put in one (a confirm per delivery would make a
+large replay wait a round trip for each), on a channel in confirm mode
+(:func:`publish_for_retry`, which the dead-letter replay can share); each
+counts as replayed once the broker confirmed its message. The log is then
+told (a ``pending`` state record, reason ``replayed``), so it shows the
 replay, and a second replay of the same range, once the recorder has written
 the first, finds those events' latest runs pending or delivered and leaves
 them alone. Anything sent twice reaches the receiver twice with the same
@@ -25,17 +27,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import dramatiq
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from workers.broker.topology import RETRY_ACTOR, Topology
+from workers.broker import delaybatch
+from workers.broker.topology import Topology
 from workers.deliverylog import records
 from workers.deliverylog.queries import ReplayCandidate
 from workers.deliverylog.records import DeliveryState, StateRecord
@@ -154,28 +156,42 @@ def replay(
     """
     topology = Topology.from_settings(settings)
     report = Report(without_payload=[candidate.event_id for candidate in planned.without_payload])
-    sendable = planned.sendable
+    deliveries = [fresh_delivery(planned.subscription_id, each) for each in planned.sendable]
     told = _LogTeller(topology, settings.log_enabled)
     with queuereader.channel(settings.amqp_url, "retries queue") as channel:
         channel.confirm_delivery()
         try:
-            for done, candidate in enumerate(sendable, start=1):
-                delivery = fresh_delivery(planned.subscription_id, candidate)
-                # Stamped before the publish: the record must order before the run's first attempt.
-                record = replayed_record(delivery, time.time())
+            for batch in batches(deliveries):
+                # Stamped before the publish: the records must order before each run's first attempt.
+                records_of_batch = [replayed_record(delivery, time.time()) for delivery in batch]
                 try:
-                    publish_for_retry(channel, topology.retries_queue, delivery)
+                    publish_for_retry(channel, topology.retries_queue, batch)
                 except RetryNotStored as exc:
-                    sent = f"{len(report.replayed)} of {len(sendable)} replayed"
-                    raise RetryNotStored(f"{sent}, then {delivery.event_id} {exc}") from exc
-                report.replayed.append((delivery.event_id, delivery.run))
-                told.add(record)
+                    sent = f"{len(report.replayed)} of {len(deliveries)} replayed"
+                    raise RetryNotStored(f"{sent}, then {batch[0].event_id} and on {exc}") from exc
+                report.replayed += [(delivery.event_id, delivery.run) for delivery in batch]
+                told.add(records_of_batch)
                 told.flush_if_full(channel)
                 if on_progress is not None:
-                    on_progress(done, len(sendable))
+                    on_progress(len(report.replayed), len(deliveries))
         finally:
             report.log_not_told = told.flush(channel)
     return report
+
+
+def batches(deliveries: Sequence[Delivery]) -> Iterator[list[Delivery]]:
+    """The deliveries in order, as many to a retries message as the delay batches put in one."""
+    batch: list[Delivery] = []
+    size = 0
+    for delivery in deliveries:
+        each = delaybatch.encoded_size(delivery.to_message())
+        if batch and (len(batch) == delaybatch.MAX_DELIVERIES or size + each > delaybatch.MAX_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(delivery)
+        size += each
+    if batch:
+        yield batch
 
 
 def fresh_delivery(subscription_id: str, candidate: ReplayCandidate) -> Delivery:
@@ -210,25 +226,23 @@ def replayed_record(delivery: Delivery, at: float) -> StateRecord:
     )
 
 
-def publish_for_retry(channel: BlockingChannel, retries_queue: str, delivery: Delivery) -> None:
-    """Publish a delivery for the ``retry`` actor and return once the broker confirmed it.
+def publish_for_retry(channel: BlockingChannel, retries_queue: str, deliveries: Sequence[Delivery]) -> None:
+    """Publish deliveries for the ``retry`` actor, as one message, and return once the broker confirmed it.
 
     ``channel`` is in confirm mode. RetryNotStored if the queue does not exist
     or the broker refused the message.
     """
-    message: dramatiq.Message[Any] = dramatiq.Message(
-        queue_name=retries_queue, actor_name=RETRY_ACTOR, args=(), kwargs=delivery.to_message(), options={}
-    )
+    body = delaybatch.retry_message(retries_queue, [delivery.to_message() for delivery in deliveries])
     properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
     try:
-        channel.basic_publish("", retries_queue, message.encode(), properties=properties, mandatory=True)
+        channel.basic_publish("", retries_queue, body, properties=properties, mandatory=True)
     except pika.exceptions.UnroutableError as exc:
         raise RetryNotStored(
             f"not confirmed: the broker has no queue {retries_queue} (run `hookline setup`)"
         ) from exc
     except pika.exceptions.NackError as exc:
         raise RetryNotStored(
-            f"not confirmed: the broker refused to store a delivery in {retries_queue}"
+            f"not confirmed: the broker refused to store deliveries in {retries_queue}"
         ) from exc
 
 
@@ -241,9 +255,9 @@ class _LogTeller:
         self._pending: list[records.Record] = []
         self._problem: str | None = None
 
-    def add(self, record: StateRecord) -> None:
+    def add(self, state_records: Sequence[StateRecord]) -> None:
         if self._enabled:
-            self._pending.append(record)
+            self._pending += state_records
 
     def flush_if_full(self, channel: BlockingChannel) -> None:
         if len(self._pending) >= LOG_BATCH:
