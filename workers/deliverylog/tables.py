@@ -76,6 +76,9 @@ deliveries_table = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),  # its newest record applied
     sa.Index("ix_log_deliveries_received_at", "received_at", "id"),
     sa.Index("ix_log_deliveries_subscription", "subscription_id", "received_at", "id"),
+    # "What failed for this subscription?": without it, a state the subscription has few deliveries
+    # in means reading all of that subscription's deliveries to find them.
+    sa.Index("ix_log_deliveries_subscription_state", "subscription_id", "state", "received_at", "id"),
     sa.Index("ix_log_deliveries_state", "state", "received_at", "id"),
     sa.Index("ix_log_deliveries_event_type", "event_type", "received_at", "id"),
     sa.Index("ix_log_deliveries_event_id", "event_id"),

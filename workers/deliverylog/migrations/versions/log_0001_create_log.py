@@ -94,6 +94,7 @@ def _create_deliveries(timestamp: sa.DateTime) -> None:
     indexes = {
         "ix_log_deliveries_received_at": ["received_at", "id"],
         "ix_log_deliveries_subscription": ["subscription_id", "received_at", "id"],
+        "ix_log_deliveries_subscription_state": ["subscription_id", "state", "received_at", "id"],
         "ix_log_deliveries_state": ["state", "received_at", "id"],
         "ix_log_deliveries_event_type": ["event_type", "received_at", "id"],
         "ix_log_deliveries_event_id": ["event_id"],
