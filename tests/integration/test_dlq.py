@@ -247,13 +247,20 @@ def test_replay_by_id_moves_the_dead_letter_to_the_retries_queue_as_attempt_1_of
         hookline.topology.retries_queue,
         (),
     )
+    (replayed,) = retry.kwargs["deliveries"]
+    assert replayed["run"].startswith("rp_")  # a new run: the log keeps its attempts beside the old ones
     assert (
-        retry.kwargs
+        replayed
         == Delivery(
-            subscription, letter.event_id, letter.event_type, letter.event_timestamp, letter.payload
+            subscription,
+            letter.event_id,
+            letter.event_type,
+            letter.event_timestamp,
+            letter.payload,
+            run=replayed["run"],
         ).to_message()
     )
-    assert retry.kwargs["attempt"] == 1
+    assert replayed["attempt"] == 1
     assert hookline.dead_letter_ids() == [other.id]
 
 
@@ -265,7 +272,7 @@ def test_replay_by_subscription_replays_only_that_subscriptions_dead_letters(hoo
     report = hookline.json("dlq", "replay", "--subscription", mine)
 
     assert report == {"replayed": [first.id, second.id], "refused": [], "not_found": []}
-    assert [message.kwargs["event_id"] for message in hookline.take_retries()] == [
+    assert [message.kwargs["deliveries"][0]["event_id"] for message in hookline.take_retries()] == [
         first.event_id,
         second.event_id,
     ]
@@ -297,7 +304,9 @@ def test_replay_refuses_a_dead_letter_whose_subscription_is_disabled_and_leaves_
     assert f"refused    {refused.id}: subscription {disabled} is disabled" in result.stderr
     assert f"replayed   {replayed.id}" in result.stdout
     assert hookline.dead_letter_ids() == [refused.id]
-    assert [message.kwargs["event_id"] for message in hookline.take_retries()] == [replayed.event_id]
+    assert [message.kwargs["deliveries"][0]["event_id"] for message in hookline.take_retries()] == [
+        replayed.event_id
+    ]
 
 
 def test_replay_refuses_a_dead_letter_whose_subscription_was_removed_and_leaves_it_in_place(

@@ -42,7 +42,6 @@ ONLY_IN = {
         "workers.broker.delaybatch",
         "workers.middleware",
         "workers.app",
-        "workers.ops.dlq",
         "workers.cli.worker",
     },
     "prometheus_client": {

@@ -4,7 +4,7 @@ Every operation reads the queue without taking from it, and acks only the
 dead letters it selected (:mod:`workers.ops.queuereader`).
 
 Replay publishes a fresh delivery of the same webhook (same ``webhook-id``,
-attempt 1) to the retries queue as a dramatiq message for the ``retry`` actor,
+attempt 1 of a new run) to the retries queue as a message for the ``retry`` actor,
 on a channel in confirm mode, and acks the dead letter only after the broker
 confirmed that copy: an interrupted replay loses nothing, at worst a webhook is
 sent twice, which receivers deduplicate by its id. A dead letter whose
@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import dramatiq
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from workers.broker.topology import RETRY_ACTOR, Topology
-from workers.errors import DeadLetterNotFound, ReplayRefused, SubscriptionNotFound
+from workers.broker.topology import Topology
+from workers.errors import DeadLetterNotFound, ReplayRefused, RetryNotStored, SubscriptionNotFound
 from workers.ops import queuereader
 from workers.ops.queuereader import Progress, message_count
+from workers.ops.replay import publish_for_retry
 from workers.pipeline.deadletters import CAUSE_HEADER, REASON_HEADER, SUBSCRIPTION_HEADER, DeadLetter
 from workers.settings import Settings
 from workers.subscriptions.store import SubscriptionStore
@@ -292,24 +292,10 @@ class _Replayer:
         return None if subscription.enabled else f"subscription {subscription_id} is disabled"
 
     def _publish(self, letter: DeadLetter) -> None:
-        message: dramatiq.Message[Any] = dramatiq.Message(
-            queue_name=self._retries_queue,
-            actor_name=RETRY_ACTOR,
-            args=(),
-            kwargs=letter.replay().to_message(),
-            options={},
-        )
-        properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
         try:
-            self._channel.basic_publish(
-                "", self._retries_queue, message.encode(), properties=properties, mandatory=True
-            )
-        except pika.exceptions.UnroutableError as exc:
-            raise ReplayRefused(
-                f"not confirmed: the broker has no queue {self._retries_queue} (run `hookline setup`)"
-            ) from exc
-        except pika.exceptions.NackError as exc:
-            raise ReplayRefused("not confirmed: the broker refused to store the copy") from exc
+            publish_for_retry(self._channel, self._retries_queue, [letter.replay()])
+        except RetryNotStored as exc:
+            raise ReplayRefused(str(exc)) from exc
 
 
 def _channel(settings: Settings) -> contextlib.AbstractContextManager[BlockingChannel]:
