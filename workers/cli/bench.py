@@ -63,7 +63,7 @@ class BenchFailed(click.ClickException):
     default="on",
     show_default=True,
     help="The delivery log in the hookline phase: on (a recorder beside the workers), off, or both "
-    "(the phase twice, off then on, and their ratio).",
+    "(the phase twice, on then off, and their ratio).",
 )
 @click.option("--amqp-url", help="RabbitMQ URL; default: HOOKLINE_AMQP_URL.")
 @click.option(
