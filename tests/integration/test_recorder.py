@@ -9,6 +9,7 @@ log and loses nothing; what is not a log message is parked.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -234,6 +235,29 @@ def test_the_recorder_waits_out_a_database_outage_acking_nothing_and_loses_no_re
     page = get(f"{metrics_url}/metrics")[1]
     assert (value(page, "hookline_recorder_records_written_total", kind="event") or 0) >= 50
     assert get(f"{metrics_url}/readyz")[0] == 200
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_database_slow_to_write_delays_the_log_and_no_webhook(
+    deployment: Deployment, hook_receiver: Receiver
+) -> None:
+    deployment.subscribe(f"{hook_receiver.url}/fine")
+    deployment.recorder()
+    deployment.worker()
+    path = deployment.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path, isolation_level=None) as blocker:
+        blocker.execute("BEGIN IMMEDIATE")  # holds the write lock: every write waits behind it
+        during = set(publish(deployment.env, count=20))
+        wait_until(lambda: len(hook_receiver.on("/fine")) >= 20, timeout=30, what="deliveries meanwhile")
+        assert set(deployment.log().event_ids).isdisjoint(during)  # read beside the lock: nothing yet
+        blocker.execute("ROLLBACK")
+    wait_until(
+        lambda: settled(deployment.log(), during, deliveries=20),
+        timeout=60,
+        what="the records written once the lock is gone",
+        log=deployment.recorder_log,
+    )
+    assert deployment.log().event_ids == dict.fromkeys(during, 1)
 
 
 def write_errors(metrics_url: str) -> float:

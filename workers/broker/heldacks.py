@@ -1,9 +1,10 @@
 """Acks that wait until what a message handed on is stored.
 
 A message may be acked only once each of its deliveries is delivered,
-dead-lettered, or stored in a delay queue. The last is done in batches
-(workers/delaybatch.py), and a worker thread that waited for its batch's
-confirm would sit idle for the batch's linger. So the actor *holds* the
+dead-lettered, or stored in a delay queue, and the records it made for the
+delivery log are stored in the log queue. Both are done in batches
+(workers/broker/delaybatch.py, recordbatch.py), and a worker thread that
+waited for its batch's confirm would sit idle for the batch's linger. So the actor *holds* the
 futures of what it handed on (:func:`hold`) and returns; when dramatiq then
 acks the message, on the same worker thread, the consumer takes them
 (:func:`take`) and sends the ack only once they all succeeded, from whichever
