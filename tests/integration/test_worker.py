@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pika
 import pytest
-from support.processes import Worker, run_hookline, run_json, wait_until
+from support.processes import Worker, queue_exists, run_hookline, run_json, wait_until
 from support.publishing import publish
 from support.receiver import Receiver
 
@@ -144,3 +144,13 @@ def test_worker_without_a_broker_fails_with_one_line_and_no_password(ready: dict
     assert result.returncode == 1
     assert "cannot declare" in result.stderr
     assert "hunter2" not in result.stderr
+
+
+def test_setup_declares_the_log_queue_the_workers_record_into_and_where_the_recorder_parks(
+    ready: dict[str, str],
+) -> None:
+    prefix = ready["HOOKLINE_QUEUE_PREFIX"]
+    queues = run_json(ready, "setup")["queues"]
+    assert {f"{prefix}.log", f"{prefix}.log.invalid"} <= set(queues)
+    for queue in (f"{prefix}.log", f"{prefix}.log.invalid"):
+        assert queue_exists(ready["HOOKLINE_AMQP_URL"], queue)

@@ -48,6 +48,8 @@ def setup(as_json: bool) -> None:
             declared.retries_queue,
             declared.invalid_events_queue,
             declared.dead_letters_queue,
+            declared.log_queue,
+            declared.invalid_log_queue,
         ],
         "delay_queues": list(declared.delay_queues.values()),
     }
