@@ -260,6 +260,17 @@ def test_a_database_slow_to_write_delays_the_log_and_no_webhook(
     assert deployment.log().event_ids == dict.fromkeys(during, 1)
 
 
+def test_an_event_whose_records_the_broker_refuses_is_rejected_to_xq_not_acked_without_them(
+    deployment: Deployment, hook_receiver: Receiver, amqp_connection: pika.BlockingConnection
+) -> None:
+    deployment.subscribe(f"{hook_receiver.url}/fine")
+    deployment.worker()
+    amqp_connection.channel().queue_delete(f"{deployment.env['HOOKLINE_QUEUE_PREFIX']}.log")  # unroutable now
+    [event] = publish(deployment.env)
+    wait_until(lambda: deployment.queued("events.XQ") == 1, timeout=30, what="the event kept in events.XQ")
+    assert [request.headers["webhook-id"] for request in hook_receiver.on("/fine")] == [event]
+
+
 def write_errors(metrics_url: str) -> float:
     return value(get(f"{metrics_url}/metrics")[1], "hookline_recorder_write_errors_total") or 0
 
