@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from workers.broker.recordbatch import approximate_size, encode
 from workers.deliverylog import records
 from workers.deliverylog.records import AttemptRecord, DeliveryState, EventRecord, Record, StateRecord
@@ -53,3 +55,22 @@ def test_a_log_message_is_what_the_records_module_encodes_for_every_record_of_ev
 def test_the_size_a_batch_is_cut_by_is_never_less_than_what_the_records_encode_to() -> None:
     for item in actor_messages():
         assert approximate_size(item) >= len(records.encode(item))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"v": 2, "records": []}',
+        b'{"v": 1}',
+        b'{"v": 1, "records": [1, 2]}',
+        b'{"v": 1, "records": [["a"]]}',
+        b'{"v": 1, "records": [{"kind": "mystery"}]}',
+        b'{"v": 1, "records": [{"kind": "event", "id": "evt_1"}]}',
+        b"\xff\xfe",
+    ],
+)
+def test_anything_but_a_log_message_is_a_value_error_the_recorder_can_park(body: bytes) -> None:
+    with pytest.raises(ValueError, match=r"log message|unknown record kind"):
+        records.decode(body)

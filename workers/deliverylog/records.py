@@ -131,7 +131,8 @@ def decode(body: bytes) -> list[Record]:
         if not isinstance(message, dict) or message.get("v") != VERSION:
             raise ValueError(f"not a version {VERSION} log message")
         return [_record(item) for item in message["records"]]
-    except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (AttributeError, KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # AttributeError: a record that is not an object (``item.pop`` on a list or a number).
         raise ValueError(f"not a log message: {exc}") from exc
 
 

@@ -26,7 +26,6 @@ letters), as is an unknown one. An event whose payload the log no longer keeps
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,7 +43,7 @@ from workers.deliverylog.records import DeliveryState, StateRecord
 from workers.deliverylog.store import LogStore
 from workers.errors import ReplayError, RetryNotStored, SubscriptionNotFound, describe_cause
 from workers.ops import queuereader
-from workers.pipeline.delivery import Delivery
+from workers.pipeline.delivery import Delivery, new_run
 from workers.settings import Settings
 from workers.subscriptions.store import SubscriptionStore
 
@@ -56,7 +55,6 @@ SELECTIONS: dict[str, frozenset[DeliveryState]] = {
     "all": frozenset(DeliveryState),
 }
 REPLAYED = "replayed"  # the reason of the state record that shows a replay in the log
-RUN_PREFIX = "rp_"
 # State records per log message: one message per this many replays, a few dozen KiB.
 LOG_BATCH = 200
 
@@ -205,10 +203,6 @@ def fresh_delivery(subscription_id: str, candidate: ReplayCandidate) -> Delivery
         candidate.payload,
         run=new_run(),
     )
-
-
-def new_run() -> str:
-    return f"{RUN_PREFIX}{uuid.uuid4().hex}"
 
 
 def replayed_record(delivery: Delivery, at: float) -> StateRecord:
