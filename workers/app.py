@@ -57,7 +57,7 @@ from workers.pipeline.attempts import Settled
 from workers.pipeline.retry_policy import RetryPolicy
 from workers.pipeline.sparethreads import SpareThreads
 from workers.settings import Settings
-from workers.subscriptions import db
+from workers.subscriptions import db, migrating
 from workers.subscriptions.autodisable import SubscriptionHealth
 from workers.subscriptions.cache import SubscriptionCache
 from workers.subscriptions.secretbox import SecretBox
@@ -108,7 +108,7 @@ class Resources:
 
     def start(self) -> None:
         """Open the database now, so a bad one fails the process at boot, not on the first event."""
-        db.ensure_migrated(self.engine)
+        migrating.ensure_migrated(self.engine)
         self.subscriptions.start()
 
     def close(self) -> None:

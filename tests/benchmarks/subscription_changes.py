@@ -28,7 +28,7 @@ import pika
 import structlog
 
 from workers.broker import changes
-from workers.subscriptions import db
+from workers.subscriptions import db, migrating
 from workers.subscriptions.cache import SubscriptionCache
 from workers.subscriptions.secretbox import SecretBox, generate_key
 from workers.subscriptions.store import SubscriptionStore
@@ -44,7 +44,7 @@ def main() -> None:
     exchange = f"hookline.bench.{uuid.uuid4().hex[:10]}.subscriptions.changed"
     with tempfile.TemporaryDirectory() as directory:
         url = f"sqlite:///{Path(directory) / 'bench.db'}"
-        db.migrate(url)
+        migrating.migrate(url)
         engine = db.create_engine(url)
         store = SubscriptionStore(engine, SecretBox([generate_key()]))
         cache = SubscriptionCache(store, FIVE_MINUTES)

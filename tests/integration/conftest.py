@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from support.processes import Worker
 from support.receiver import Receiver, receiver
 
-from workers.subscriptions import db
+from workers.subscriptions import db, migrating
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def workers() -> Iterator[list[Worker]]:
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """A migrated subscription database, once on SQLite and once on PostgreSQL."""
-    db.migrate(database_url)
+    migrating.migrate(database_url)
     engine = db.create_engine(database_url)
     yield engine
     engine.dispose()

@@ -23,7 +23,7 @@ from workers.deliverylog.store import LogStore, open_log_store
 from workers.deliverylog.tables import PARTITIONED, VERSION_TABLE, metadata
 from workers.errors import DatabaseNotMigrated
 from workers.settings import Settings
-from workers.subscriptions import db
+from workers.subscriptions import db, migrating
 
 pytestmark = pytest.mark.integration
 
@@ -71,21 +71,21 @@ def test_the_migrated_log_matches_the_tables_the_store_queries(engine_on: Engine
 def test_the_log_shares_a_database_with_the_subscriptions_each_with_its_own_version(
     database_url: str, engine_on: Engine
 ) -> None:
-    db.migrate(database_url)
+    migrating.migrate(database_url)
     migrate_log(engine_on)
 
-    db.ensure_migrated(engine_on)
+    migrating.ensure_migrated(engine_on)
     ensure_log_migrated(engine_on)
     with engine_on.connect() as connection:
         subscriptions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
         log = connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one()  # noqa: S608 - a constant
-    assert (subscriptions, log) == (db.head_revision(), head_revision())
+    assert (subscriptions, log) == (migrating.head_revision(), head_revision())
 
 
 def test_opening_an_unmigrated_log_tells_to_run_setup_and_names_the_database(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db.migrate(database_url)  # the subscriptions are migrated: the log is not
+    migrating.migrate(database_url)  # the subscriptions are migrated: the log is not
     monkeypatch.setenv("HOOKLINE_DATABASE_URL", database_url)
 
     with pytest.raises(DatabaseNotMigrated) as caught:

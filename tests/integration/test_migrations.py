@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from workers.api.tables import metadata as api_tables
 from workers.errors import DatabaseNotMigrated, StoreError
 from workers.outbound.signing import generate_secret
-from workers.subscriptions import db
+from workers.subscriptions import db, migrating
 from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import SubscriptionStore, metadata, subscriptions_table
 
@@ -23,9 +23,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_migrate_applies_every_revision_once_then_nothing(database_url: str) -> None:
-    assert db.migrate(database_url) == ["0001", "0002", "0003", "0004"]
-    assert db.head_revision() == "0004"
-    assert db.migrate(database_url) == []
+    assert migrating.migrate(database_url) == ["0001", "0002", "0003", "0004"]
+    assert migrating.head_revision() == "0004"
+    assert migrating.migrate(database_url) == []
 
 
 def test_migrate_needs_no_alembic_ini_in_the_working_directory(
@@ -35,11 +35,11 @@ def test_migrate_needs_no_alembic_ini_in_the_working_directory(
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
 
-    assert db.migrate(database_url) == ["0001", "0002", "0003", "0004"]
+    assert migrating.migrate(database_url) == ["0001", "0002", "0003", "0004"]
 
 
 def test_the_migrated_schema_matches_the_tables_the_store_and_the_api_query(database_url: str) -> None:
-    db.migrate(database_url)
+    migrating.migrate(database_url)
     engine = db.create_engine(database_url)
     every_table = sa.MetaData()
     for table in (*metadata.tables.values(), *api_tables.tables.values()):
@@ -58,7 +58,7 @@ def test_ensure_migrated_tells_to_run_setup_on_an_empty_database_and_names_it(da
     engine = db.create_engine(database_url)
     try:
         with pytest.raises(DatabaseNotMigrated) as caught:
-            db.ensure_migrated(engine)
+            migrating.ensure_migrated(engine)
     finally:
         engine.dispose()
 
@@ -69,12 +69,12 @@ def test_ensure_migrated_tells_to_run_setup_on_an_empty_database_and_names_it(da
 
 
 def test_ensure_migrated_passes_once_migrated_with_a_single_query(database_url: str) -> None:
-    db.migrate(database_url)
+    migrating.migrate(database_url)
     engine = db.create_engine(database_url)
     statements: list[str] = []
     sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     try:
-        db.ensure_migrated(engine)
+        migrating.ensure_migrated(engine)
     finally:
         engine.dispose()
 
@@ -82,13 +82,13 @@ def test_ensure_migrated_passes_once_migrated_with_a_single_query(database_url: 
 
 
 def test_ensure_migrated_refuses_a_schema_newer_than_this_code(database_url: str) -> None:
-    db.migrate(database_url)
+    migrating.migrate(database_url)
     engine = db.create_engine(database_url)
     try:
         with engine.begin() as connection:
             connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
         with pytest.raises(DatabaseNotMigrated, match="'9999' is unknown to this version of hookline"):
-            db.ensure_migrated(engine)
+            migrating.ensure_migrated(engine)
     finally:
         engine.dispose()
 
@@ -96,13 +96,13 @@ def test_ensure_migrated_refuses_a_schema_newer_than_this_code(database_url: str
 def test_a_plain_postgresql_url_is_served_by_psycopg_3(postgres_url: str) -> None:
     plain = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
-    assert db.migrate(plain) == ["0001", "0002", "0003", "0004"]
+    assert migrating.migrate(plain) == ["0001", "0002", "0003", "0004"]
     assert db.create_engine(plain).dialect.driver == "psycopg"
 
 
 def test_migrate_reports_an_unreachable_database_without_its_password() -> None:
     with pytest.raises(StoreError, match="cannot migrate") as caught:
-        db.migrate("postgresql://hookline:hunter2@127.0.0.1:1/hookline")
+        migrating.migrate("postgresql://hookline:hunter2@127.0.0.1:1/hookline")
 
     assert "hunter2" not in str(caught.value)
     assert "127.0.0.1" in str(caught.value)
@@ -131,7 +131,7 @@ def test_a_failed_sqlite_migration_leaves_no_half_created_schema(
     monkeypatch.setattr("alembic.runtime.migration.HeadMaintainer.update_to_step", fail)
 
     with pytest.raises(StoreError, match="disk full"):
-        db.migrate(sqlite_url)
+        migrating.migrate(sqlite_url)
 
     engine = db.create_engine(sqlite_url)
     try:
@@ -149,7 +149,7 @@ _RENAMED_BY_0003 = {"secret": "encrypted_secret"}
 @pytest.fixture
 def at_0001(database_url: str) -> Iterator[sa.Engine]:
     """A database migrated to 0001 only, holding two subscriptions, one of them disabled."""
-    command.upgrade(db.alembic_config(database_url), "0001")
+    command.upgrade(migrating.SUBSCRIPTIONS.config(database_url), "0001")
     engine = db.create_engine(database_url)
     types = {name: subscriptions_table.c[_RENAMED_BY_0003.get(name, name)].type for name in _COLUMNS_AT_0001}
     table = sa.table("subscriptions", *(sa.column(name, types[name]) for name in _COLUMNS_AT_0001))
@@ -173,15 +173,15 @@ def at_0001(database_url: str) -> Iterator[sa.Engine]:
 
 def test_ensure_migrated_reports_a_database_at_0001_as_not_migrated(at_0001: sa.Engine) -> None:
     with pytest.raises(DatabaseNotMigrated, match="run `hookline setup`"):
-        db.ensure_migrated(at_0001)
+        migrating.ensure_migrated(at_0001)
 
 
 def test_upgrading_0001_to_the_head_keeps_every_row_with_its_plaintext_secret_readable(
     database_url: str, at_0001: sa.Engine, secret_box: SecretBox
 ) -> None:
-    assert db.migrate(database_url) == ["0002", "0003", "0004"]
+    assert migrating.migrate(database_url) == ["0002", "0003", "0004"]
 
-    db.ensure_migrated(at_0001)
+    migrating.ensure_migrated(at_0001)
     loaded = SubscriptionStore(at_0001, secret_box).load_all()
     assert [(sub.id, sub.event_patterns, sub.enabled) for sub in loaded] == [
         ("sub_one", ("order.*",), True),
@@ -197,7 +197,7 @@ def test_upgrading_0001_to_the_head_keeps_every_row_with_its_plaintext_secret_re
 def test_setup_s_re_encryption_encrypts_the_plaintext_secrets_of_an_upgraded_database_once(
     database_url: str, at_0001: sa.Engine, secret_box: SecretBox
 ) -> None:
-    db.migrate(database_url)
+    migrating.migrate(database_url)
     store = SubscriptionStore(at_0001, secret_box)
 
     first, second = store.reseal_secrets(), store.reseal_secrets()
@@ -214,10 +214,10 @@ def test_setup_s_re_encryption_encrypts_the_plaintext_secrets_of_an_upgraded_dat
 def test_downgrading_to_0001_drops_the_new_columns_and_keeps_the_rows_and_their_plaintext_secrets(
     database_url: str, at_0001: sa.Engine, secret_box: SecretBox
 ) -> None:
-    db.migrate(database_url)
+    migrating.migrate(database_url)
     SubscriptionStore(at_0001, secret_box).disable_gone("sub_one", datetime.now(UTC))
 
-    command.downgrade(db.alembic_config(database_url), "0001")
+    command.downgrade(migrating.SUBSCRIPTIONS.config(database_url), "0001")
 
     columns = {column["name"] for column in sa.inspect(at_0001).get_columns("subscriptions")}
     assert not columns & {"failing_since", "disabled_reason", "disabled_at", "encrypted_secret"}
@@ -232,14 +232,14 @@ def test_downgrading_to_0001_drops_the_new_columns_and_keeps_the_rows_and_their_
 def test_downgrading_below_0003_is_refused_while_secrets_are_encrypted_and_changes_nothing(
     database_url: str, at_0001: sa.Engine, secret_box: SecretBox
 ) -> None:
-    db.migrate(database_url)
+    migrating.migrate(database_url)
     SubscriptionStore(at_0001, secret_box).reseal_secrets()
 
     with pytest.raises(RuntimeError, match="some signing secrets are encrypted"):
-        command.downgrade(db.alembic_config(database_url), "0002")
+        command.downgrade(migrating.SUBSCRIPTIONS.config(database_url), "0002")
 
     engine = db.create_engine(database_url)
     try:
-        db.ensure_migrated(engine)  # still at the head
+        migrating.ensure_migrated(engine)  # still at the head
     finally:
         engine.dispose()

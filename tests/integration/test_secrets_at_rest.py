@@ -23,7 +23,7 @@ from support.secrets import TEST_SECRETS_KEY
 
 from workers.errors import SecretsKeyError, StoreError
 from workers.outbound.signing import generate_secret, secret_key
-from workers.subscriptions import db
+from workers.subscriptions import db, migrating
 from workers.subscriptions.cache import SubscriptionCache
 from workers.subscriptions.secretbox import SecretBox, generate_key
 from workers.subscriptions.store import ResealReport, SubscriptionStore
@@ -149,7 +149,7 @@ def test_the_workers_cache_decrypts_each_secret_once_and_again_only_when_it_chan
 def test_the_sqlite_database_and_its_write_ahead_log_are_readable_by_their_owner_only(
     sqlite_url: str, secret_box: SecretBox
 ) -> None:
-    db.migrate(sqlite_url)
+    migrating.migrate(sqlite_url)
     engine = db.create_engine(sqlite_url)
     try:
         SubscriptionStore(engine, secret_box).add(URL, ["#"])

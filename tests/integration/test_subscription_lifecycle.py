@@ -26,7 +26,7 @@ from workers.broker.topology import Topology
 from workers.cli import cli
 from workers.deliverylog.schema import migrate_log
 from workers.errors import InvalidSubscription
-from workers.subscriptions import db
+from workers.subscriptions import db, migrating
 from workers.subscriptions.store import Subscription, SubscriptionStore
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,7 @@ class Hookline:
 
 @pytest.fixture
 def hookline(hookline_env: dict[str, str], database_url: str) -> Iterator[Hookline]:
-    db.migrate(database_url)
+    migrating.migrate(database_url)
     engine = db.create_engine(database_url)
     migrate_log(engine)
     yield Hookline(

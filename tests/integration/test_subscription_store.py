@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from workers.errors import InvalidSubscription, StoreError, SubscriptionNotFound
 from workers.outbound.signing import generate_secret, secret_key
-from workers.subscriptions import db
+from workers.subscriptions import db, migrating
 from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import Subscription, SubscriptionStore
 
@@ -109,7 +109,7 @@ def test_datetimes_come_back_timezone_aware_in_utc(store: SubscriptionStore, clo
 def test_datetimes_are_utc_even_when_the_postgresql_session_uses_another_time_zone(
     postgres_url: str, secret_box: SecretBox
 ) -> None:
-    db.migrate(postgres_url)
+    migrating.migrate(postgres_url)
     engine = db.create_engine(postgres_url + "?options=-c%20timezone%3DAsia/Tokyo")
     try:
         added = SubscriptionStore(engine, secret_box).add(URL, ["order.*"])

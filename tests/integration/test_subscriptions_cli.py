@@ -16,7 +16,7 @@ from support.secrets import box_with_the_test_key
 from workers.cli import cli, main
 from workers.errors import DatabaseNotMigrated, InvalidSubscription, SubscriptionNotFound
 from workers.outbound.signing import generate_secret
-from workers.subscriptions import db
+from workers.subscriptions import db, migrating
 from workers.subscriptions.store import MASKED_SECRET, Subscription, SubscriptionStore
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ class Hookline:
 
 @pytest.fixture
 def hookline(database_url: str) -> Iterator[Hookline]:
-    db.migrate(database_url)
+    migrating.migrate(database_url)
     engine = db.create_engine(database_url)
     yield Hookline(database_url, engine)
     engine.dispose()

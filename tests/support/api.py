@@ -131,9 +131,9 @@ def running_api(env: dict[str, str], log: Path, *, setup: Setup = "all") -> Iter
 
 def migrate_only(env: dict[str, str]) -> None:
     """Migrate the database, but declare nothing on the broker: no exchange, no queue."""
-    from workers.subscriptions import db  # noqa: PLC0415 - the only caller that needs it
+    from workers.subscriptions import migrating  # noqa: PLC0415 - the only caller that needs it
 
-    db.migrate(env["HOOKLINE_DATABASE_URL"])
+    migrating.migrate(env["HOOKLINE_DATABASE_URL"])
 
 
 def free_ports(count: int) -> list[int]:

@@ -35,7 +35,7 @@ from workers.errors import DelayNotStored, RecordsNotStored
 from workers.middleware.fail_on_error import FailOnError
 from workers.pipeline.delivery import Delivery, webhook_payload
 from workers.settings import Settings
-from workers.subscriptions import db
+from workers.subscriptions import db, migrating
 from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import Subscription, SubscriptionStore
 
@@ -80,7 +80,7 @@ def log_queue() -> LogQueue:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     database_url = f"sqlite:///{tmp_path / 'hookline.db'}"
-    db.migrate(database_url)
+    migrating.migrate(database_url)
     return Settings(
         database_url=database_url,
         amqp_url=NO_RABBITMQ,

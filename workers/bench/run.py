@@ -47,7 +47,7 @@ from workers.bench.sampler import ProcessSampler, Usage
 from workers.broker.topology import Topology
 from workers.errors import BenchError
 from workers.settings import QueueType, Settings
-from workers.subscriptions import db
+from workers.subscriptions import db, migrating
 from workers.subscriptions.secretbox import SecretBox, generate_key
 from workers.subscriptions.store import SubscriptionStore
 
@@ -291,7 +291,7 @@ def _subscribe(
     """Add ``count`` subscriptions for ``event_type``, each on its own path; removed when ``stack`` closes."""
     engine = db.create_engine(database_url)
     stack.callback(engine.dispose)
-    db.ensure_migrated(engine)
+    migrating.ensure_migrated(engine)
     store = SubscriptionStore(engine, secrets)
     for index in range(count):
         subscription = store.add(f"{url}/h/{index}", [event_type], description="hookline bench")

@@ -18,7 +18,8 @@ from producer.settings import load
 from workers.api.keys import ApiKey, ApiKeyStore
 from workers.cli.output import json_option, print_json, print_record, print_table
 from workers.settings import Settings
-from workers.subscriptions.db import create_engine, ensure_migrated
+from workers.subscriptions.db import create_engine
+from workers.subscriptions.migrating import ensure_migrated
 
 LIST_COLUMNS = ("id", "name", "prefix", "access", "created_at", "last_used_at", "revoked_at")
 SHOWN_ONCE = "Give this key to its user now: it is stored hashed and cannot be shown again."

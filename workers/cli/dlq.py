@@ -24,7 +24,8 @@ from workers.durations import parse_duration
 from workers.ops import dlq as operations
 from workers.ops.dlq import Entry, PurgeReport, ReplayReport, Selection
 from workers.settings import Settings
-from workers.subscriptions.db import create_engine, ensure_migrated
+from workers.subscriptions.db import create_engine
+from workers.subscriptions.migrating import ensure_migrated
 from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import SubscriptionStore
 

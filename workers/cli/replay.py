@@ -25,7 +25,8 @@ from workers.deliverylog.store import LogStore
 from workers.ops import replay as operations
 from workers.ops.replay import SELECTIONS, Plan, Report
 from workers.settings import Settings
-from workers.subscriptions.db import create_engine, ensure_migrated
+from workers.subscriptions.db import create_engine
+from workers.subscriptions.migrating import ensure_migrated
 from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import SubscriptionStore
 

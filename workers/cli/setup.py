@@ -17,7 +17,7 @@ from workers.broker.topology import DELAY_TIERS
 from workers.cli.output import json_option, print_json
 from workers.deliverylog.schema import migrate_log
 from workers.settings import Settings
-from workers.subscriptions import db
+from workers.subscriptions import db, migrating
 from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import SubscriptionStore
 
@@ -31,7 +31,7 @@ def setup(as_json: bool) -> None:
     """
     settings = load(Settings)
     secrets = SecretBox.from_settings(settings)  # refuses before changing anything if the key is unset
-    applied = db.migrate(settings.database_url)
+    applied = migrating.migrate(settings.database_url)
     sealed = _reseal(settings.database_url, secrets)
     log_applied = _migrate_log(settings.log_database)
     declared = rabbitmq.ensure(settings)

@@ -24,7 +24,7 @@ from workers.errors import HooklineError
 from workers.ops import scrape
 from workers.ops.queue_stats import ROLES, QueueReader
 from workers.settings import Settings
-from workers.subscriptions import db
+from workers.subscriptions import db, migrating
 from workers.subscriptions.store import SubscriptionStore
 
 
@@ -91,7 +91,7 @@ def broker_report(settings: Settings) -> dict[str, Any]:
 def subscriptions_report(settings: Settings) -> dict[str, Any]:
     engine = db.create_engine(settings.database_url)
     try:
-        db.ensure_migrated(engine)
+        migrating.ensure_migrated(engine)
         counts: dict[str, Any] = SubscriptionStore(engine).count_by_state()
     except HooklineError as exc:
         return {"error": str(exc)}

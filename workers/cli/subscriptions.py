@@ -34,7 +34,8 @@ from workers.ops import probe
 from workers.ops import replay as replay_operations
 from workers.ops.replay import Plan, Report
 from workers.settings import Settings
-from workers.subscriptions.db import create_engine, ensure_migrated
+from workers.subscriptions.db import create_engine
+from workers.subscriptions.migrating import ensure_migrated
 from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import Subscription, SubscriptionStore
 

@@ -20,7 +20,7 @@ from workers.broker import rabbitmq
 from workers.observability import logs
 from workers.ops import server as metrics_server
 from workers.settings import Settings
-from workers.subscriptions import db
+from workers.subscriptions import db, migrating
 from workers.subscriptions.secretbox import SecretBox
 from workers.subscriptions.store import SubscriptionStore
 
@@ -90,7 +90,7 @@ def _check_subscriptions(settings: Settings) -> SecretBox:
     secrets = SecretBox.from_settings(settings)
     engine = db.create_engine(settings.database_url)
     try:
-        db.ensure_migrated(engine)
+        migrating.ensure_migrated(engine)
         # What each worker process does when it boots: a wrong key is one line here, not one per child.
         SubscriptionStore(engine, secrets).load_all()
     finally:

@@ -11,23 +11,16 @@ inside the package, so ``hookline setup`` works from an installed wheel with no
 
 from __future__ import annotations
 
-import functools
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 
-from workers.errors import DatabaseNotMigrated, StoreError
+from workers.errors import StoreError
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-NOT_MIGRATED = "is not migrated to the current schema: run `hookline setup`"
 # Query parameters libpq reads a password from (postgresql://host/db?password=...).
 _SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
 _MASK = "***"
@@ -148,87 +141,6 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         if value.tzinfo is None:  # SQLite stores what was bound: UTC without an offset
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
-
-
-def alembic_config(url: str | URL | None = None) -> Config:
-    """An Alembic configuration pointing at the migrations inside this package."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    if url is not None:
-        # ConfigParser interpolation would choke on a %-escaped password.
-        rendered = normalize_url(url).render_as_string(hide_password=False)
-        config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
-    return config
-
-
-@functools.cache
-def head_revision() -> str:
-    """The newest schema revision this code knows."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    if head is None:  # pragma: no cover - the package always ships migrations
-        raise StoreError("no database migrations found in the package")
-    return head
-
-
-@functools.cache
-def _known_revisions() -> frozenset[str]:
-    script = ScriptDirectory.from_config(alembic_config())
-    return frozenset(revision.revision for revision in script.walk_revisions())
-
-
-def migrate(url: str | URL) -> list[str]:
-    """Upgrade the database at ``url`` to the newest schema; return the revisions applied, oldest first."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as connection:
-            before = _current_revision(connection)
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-    except CommandError as exc:
-        raise StoreError(f"cannot migrate {mask_url(url)}: {exc}") from exc
-    except sa.exc.DBAPIError as exc:
-        raise StoreError(f"cannot migrate {mask_url(url)}: {describe_error(exc)}") from exc
-    finally:
-        engine.dispose()
-    script = ScriptDirectory.from_config(alembic_config())
-    applied = [revision.revision for revision in script.iterate_revisions("head", before)]
-    return list(reversed(applied))
-
-
-def _current_revision(connection: Connection) -> str | None:
-    if not sa.inspect(connection).has_table("alembic_version"):
-        return None
-    return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-
-
-def ensure_migrated(engine: Engine) -> None:
-    """Raise DatabaseNotMigrated unless the schema is at :func:`head_revision` (one query)."""
-    try:
-        with engine.connect() as connection:
-            versions = _read_versions(connection)
-    except sa.exc.DBAPIError as exc:
-        raise StoreError(f"cannot read the database {mask_url(engine.url)}: {describe_error(exc)}") from exc
-    if versions == [head_revision()]:
-        return
-    unknown = [version for version in versions if version not in _known_revisions()]
-    if unknown:
-        raise DatabaseNotMigrated(
-            f"database {mask_url(engine.url)}: schema revision {unknown[0]!r} is unknown to this version "
-            "of hookline: upgrade hookline, or check HOOKLINE_DATABASE_URL"
-        )
-    raise DatabaseNotMigrated(f"database {mask_url(engine.url)} {NOT_MIGRATED}")
-
-
-def _read_versions(connection: Connection) -> list[str]:
-    try:
-        return list(connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
-    except sa.exc.DBAPIError:
-        # Only now pay for a second query, to tell "never migrated" from a real failure.
-        connection.rollback()
-        if sa.inspect(connection).has_table("alembic_version"):
-            raise
-        return []
 
 
 def describe_error(exc: sa.exc.DBAPIError) -> str:

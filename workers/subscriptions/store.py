@@ -215,7 +215,7 @@ class SubscriptionStore:
     """Subscriptions in the database behind ``engine`` (SQLAlchemy Core, no ORM).
 
     Methods assume the schema is current; callers check once with
-    :func:`workers.db.ensure_migrated`. Database failures surface as StoreError.
+    :func:`workers.subscriptions.migrating.ensure_migrated`. Database failures surface as StoreError.
     ``secrets`` encrypts and decrypts the signing secrets; a store made without
     it can only count subscriptions and keep the workers' failure records
     (``hookline status``, the metrics exporter), and raises on anything that

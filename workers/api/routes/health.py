@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from workers.api.services import Services
 from workers.errors import HooklineError
-from workers.subscriptions.db import ensure_migrated
+from workers.subscriptions.migrating import ensure_migrated
 
 CHECK_SECONDS = 5.0
 

@@ -1,51 +1,12 @@
 """Alembic environment for hookline's migrations.
 
-:func:`workers.db.migrate` passes an open connection in
+:func:`workers.subscriptions.migrating.migrate` passes an open connection in
 ``config.attributes["connection"]``; run any other way (``sqlalchemy.url`` set
 in the config), it builds its engine the same way the workers do.
 """
 
 from __future__ import annotations
 
-from alembic import context
-from sqlalchemy.engine import Connection
+from workers.subscriptions.migrating import run_migrations
 
-from workers.subscriptions.db import create_engine
-
-
-def run_offline() -> None:
-    context.configure(
-        url=context.config.get_main_option("sqlalchemy.url"),
-        literal_binds=True,
-        dialect_opts={"paramstyle": "named"},
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-def run_online() -> None:
-    connection = context.config.attributes.get("connection")
-    if connection is not None:
-        _run_with(connection)
-        return
-    url = context.config.get_main_option("sqlalchemy.url")
-    if not url:
-        raise RuntimeError("set sqlalchemy.url, or pass a connection in config.attributes")
-    engine = create_engine(url)
-    try:
-        with engine.connect() as own_connection:
-            _run_with(own_connection)
-    finally:
-        engine.dispose()
-
-
-def _run_with(connection: Connection) -> None:
-    context.configure(connection=connection, transactional_ddl=True)
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-if context.is_offline_mode():
-    run_offline()
-else:
-    run_online()
+run_migrations("alembic_version")
