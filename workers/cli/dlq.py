@@ -17,12 +17,12 @@ import click
 
 from producer.settings import load
 from workers.broker.topology import Topology
-from workers.cli import interaction
 from workers.cli.interaction import Progress
 from workers.cli.output import json_option, print_json, print_record, print_table
+from workers.cli.reports import print_replay
 from workers.durations import parse_duration
 from workers.ops import dlq as operations
-from workers.ops.dlq import Entry, PurgeReport, ReplayReport, Selection
+from workers.ops.dlq import Entry, Selection
 from workers.settings import Settings
 from workers.subscriptions.db import create_engine
 from workers.subscriptions.migrating import ensure_migrated
@@ -112,51 +112,8 @@ def replay(ids: tuple[str, ...], everything: bool, subscription_id: str | None, 
     settings = _settings()
     with _open_store(settings) as store, Progress("replaying") as progress:
         report = operations.replay(settings, selection, store, on_progress=progress)
-    _print_replay(report, as_json)
+    print_replay(report, as_json)
     if not report.complete:
-        click.get_current_context().exit(1)
-
-
-def _print_replay(report: ReplayReport, as_json: bool) -> None:
-    if as_json:
-        print_json(report.to_record())
-        return
-    for dead_letter_id in report.replayed:
-        click.echo(f"replayed   {dead_letter_id}")
-    for refusal in report.refused:
-        click.echo(f"refused    {refusal.id}: {refusal.reason}", err=True)
-    for dead_letter_id in report.not_found:
-        click.echo(f"not found  {dead_letter_id}", err=True)
-    summary = f"{len(report.replayed)} replayed, {len(report.refused)} refused"
-    click.echo(summary + (f", {len(report.not_found)} not found" if report.not_found else ""))
-
-
-@dlq.command()
-@click.argument("ids", nargs=-1, metavar="[ID]...")
-@click.option("--all", "everything", is_flag=True, help="Every dead letter in the queue.")
-@click.option(
-    "--older-than", metavar="DURATION", help="Dead-lettered longer ago than DURATION (90, 30m, 12h, 7d)."
-)
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@json_option
-def purge(ids: tuple[str, ...], everything: bool, older_than: str | None, yes: bool, as_json: bool) -> None:
-    """Remove dead letters for good.
-
-    Give exactly one of --all, --older-than or IDs. Asks for confirmation
-    unless --yes; without a terminal to ask on, refuses instead.
-    """
-    selection = _one_selection(
-        ids, everything=everything, older_than=older_than, forms="--all, --older-than or ID..."
-    )
-    if not yes and not interaction.stdin_is_terminal():
-        raise click.ClickException("not purging: no terminal to confirm on; pass --yes to purge anyway")
-    settings = _settings()
-    if not yes:
-        _confirm_purge(settings, selection)
-    with Progress("purging") as progress:
-        report = operations.purge(settings, selection, on_progress=progress)
-    _print_purge(report, as_json)
-    if report.not_found:
         click.get_current_context().exit(1)
 
 
@@ -170,17 +127,6 @@ def _confirm_purge(settings: Settings, selection: Selection) -> None:
     if not click.confirm(f"Remove {_letters(selected)} from {queue} for good?", err=True):
         click.echo("Nothing removed.", err=True)
         click.get_current_context().exit(1)
-
-
-def _print_purge(report: PurgeReport, as_json: bool) -> None:
-    if as_json:
-        print_json(report.to_record())
-        return
-    for dead_letter_id in report.ids or ():
-        click.echo(f"purged     {dead_letter_id}")
-    for dead_letter_id in report.not_found:
-        click.echo(f"not found  {dead_letter_id}", err=True)
-    click.echo(f"{_letters(report.purged)} purged")
 
 
 def _one_selection(

@@ -14,8 +14,8 @@ from producer.settings import load
 from workers.cli import interaction
 from workers.cli.interaction import Progress
 from workers.cli.output import json_option, print_json, print_record, print_table
+from workers.cli.reports import print_purge, print_replay
 from workers.ops import parked as operations
-from workers.ops.dlq import PurgeReport, ReplayReport
 from workers.ops.parked import Kind
 from workers.settings import Settings
 
@@ -81,7 +81,7 @@ def _replay_command(kind: Kind) -> click.Command:
         routing key). Give --all or IDs. A message that fails the same way is parked again."""
         with Progress("replaying") as progress:
             report = operations.replay(_settings(), kind, _ids(ids, everything), on_progress=progress)
-        _print_replay(report, as_json)
+        print_replay(report, as_json)
         if not report.complete:
             click.get_current_context().exit(1)
 
@@ -108,7 +108,7 @@ def _purge_command(kind: Kind) -> click.Command:
         )
         with Progress("purging") as progress:
             report = operations.purge(settings, kind, selected, on_progress=progress)
-        _print_purge(report, as_json)
+        print_purge(report, as_json, _messages)
         if report.not_found:
             click.get_current_context().exit(1)
 
@@ -120,31 +120,6 @@ def _ids(ids: tuple[str, ...], everything: bool) -> list[str] | None:
     if bool(ids) == everything:
         raise click.UsageError("give exactly one of --all or ID...")
     return None if everything else list(ids)
-
-
-def _print_replay(report: ReplayReport, as_json: bool) -> None:
-    if as_json:
-        print_json(report.to_record())
-        return
-    for parked_id in report.replayed:
-        click.echo(f"replayed   {parked_id}")
-    for refusal in report.refused:
-        click.echo(f"refused    {refusal.id}: {refusal.reason}", err=True)
-    for parked_id in report.not_found:
-        click.echo(f"not found  {parked_id}", err=True)
-    summary = f"{len(report.replayed)} replayed, {len(report.refused)} refused"
-    click.echo(summary + (f", {len(report.not_found)} not found" if report.not_found else ""))
-
-
-def _print_purge(report: PurgeReport, as_json: bool) -> None:
-    if as_json:
-        print_json(report.to_record())
-        return
-    for parked_id in report.ids or ():
-        click.echo(f"purged     {parked_id}")
-    for parked_id in report.not_found:
-        click.echo(f"not found  {parked_id}", err=True)
-    click.echo(f"{_messages(report.purged)} purged")
 
 
 def _settings() -> Settings:
