@@ -17,9 +17,10 @@ import click
 
 from producer.settings import load
 from workers.broker.topology import Topology
+from workers.cli import interaction
 from workers.cli.interaction import Progress
 from workers.cli.output import json_option, print_json, print_record, print_table
-from workers.cli.reports import print_replay
+from workers.cli.reports import print_purge, print_replay
 from workers.durations import parse_duration
 from workers.ops import dlq as operations
 from workers.ops.dlq import Entry, Selection
@@ -114,6 +115,35 @@ def replay(ids: tuple[str, ...], everything: bool, subscription_id: str | None, 
         report = operations.replay(settings, selection, store, on_progress=progress)
     print_replay(report, as_json)
     if not report.complete:
+        click.get_current_context().exit(1)
+
+
+@dlq.command()
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+@click.option("--all", "everything", is_flag=True, help="Every dead letter in the queue.")
+@click.option(
+    "--older-than", metavar="DURATION", help="Dead-lettered longer ago than DURATION (90, 30m, 12h, 7d)."
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def purge(ids: tuple[str, ...], everything: bool, older_than: str | None, yes: bool, as_json: bool) -> None:
+    """Remove dead letters for good.
+
+    Give exactly one of --all, --older-than or IDs. Asks for confirmation
+    unless --yes; without a terminal to ask on, refuses instead.
+    """
+    selection = _one_selection(
+        ids, everything=everything, older_than=older_than, forms="--all, --older-than or ID..."
+    )
+    if not yes and not interaction.stdin_is_terminal():
+        raise click.ClickException("not purging: no terminal to confirm on; pass --yes to purge anyway")
+    settings = _settings()
+    if not yes:
+        _confirm_purge(settings, selection)
+    with Progress("purging") as progress:
+        report = operations.purge(settings, selection, on_progress=progress)
+    print_purge(report, as_json, _letters)
+    if report.not_found:
         click.get_current_context().exit(1)
 
 
