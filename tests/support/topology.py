@@ -1,20 +1,7 @@
-"""Removing what a test or benchmark declared on the broker."""
+"""Removing what a test or benchmark declared on the broker: what ``hookline bench`` removes after itself."""
 
 from __future__ import annotations
 
-from workers.broker.nodes import Nodes
-from workers.broker.topology import Topology
+from workers.bench.amqp import delete_topology
 
-
-def delete_topology(amqp_url: str, exchange: str, prefix: str) -> None:
-    """Delete every queue hookline may have declared under ``prefix``, and its exchanges."""
-    connection = Nodes(amqp_url).connect()
-    try:
-        channel = connection.channel()
-        topology = Topology(exchange=exchange, prefix=prefix)
-        for queue in topology.all_queues():
-            channel.queue_delete(queue)
-        channel.exchange_delete(exchange)
-        channel.exchange_delete(topology.subscription_changes_exchange)
-    finally:
-        connection.close()
+__all__ = ["delete_topology"]

@@ -67,8 +67,10 @@ def delete_baseline(amqp_url: str, exchange: str, queue: str) -> None:
 
 
 def delete_topology(amqp_url: str, exchange: str, prefix: str) -> None:
-    """Every queue hookline may have declared under ``prefix``, and the exchange."""
+    """Every queue hookline may have declared under ``prefix``, and its exchanges."""
+    topology = Topology(exchange=exchange, prefix=prefix)
     with channel(amqp_url) as ch:
-        for queue in Topology(exchange=exchange, prefix=prefix).all_queues():
+        for queue in topology.all_queues():
             ch.queue_delete(queue)
         ch.exchange_delete(exchange)
+        ch.exchange_delete(topology.subscription_changes_exchange)
