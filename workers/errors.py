@@ -15,6 +15,8 @@
      ├── LogStoreError                   the delivery log's database failed or refused (a schema
      │    │                              behind the code is DatabaseNotMigrated, as above)
      │    └── LogEntryNotFound           no event or delivery in the log has the given id
+     │         ├── EventNotFound          ... an event (`GET /v1/events/{id}`)
+     │         └── DeliveryNotFound       ... a delivery (`GET /v1/deliveries/{id}`)
      ├── ApiRequestRefused               the HTTP API refused a request (workers/api/problems.py
      │    │                              gives each its status and problem type); never names a key
      │    ├── NotAuthenticated           no API key, or one that is unknown or revoked (401)
@@ -23,7 +25,8 @@
      │    ├── UnsupportedMediaType       a body that is not application/json (415)
      │    ├── InvalidCursor              a page cursor this API did not hand out (422)
      │    ├── IdempotencyKeyReused       an Idempotency-Key sent again with another request (422)
-     │    └── IdempotencyKeyInUse        an Idempotency-Key whose first request is still running (409)
+     │    ├── IdempotencyKeyInUse        an Idempotency-Key whose first request is still running (409)
+     │    └── ReplayJobNotFound          no replay job with the given id in this API process (404)
      ├── TopologyError                   exchange/queues could not be declared
      ├── BrokerUnreachable               RabbitMQ did not answer a read of queue depths
      ├── ScrapeFailed                    a /metrics page could not be read (`hookline status`)
@@ -38,13 +41,15 @@
      │                                   queue cannot be opened at start)
      ├── DeadLetterError                 the dead-letters queue could not be read or changed
      │    ├── DeadLetterNotFound         no dead letter in the queue has the given id
+     │    │    └── ParkedMessageNotFound  no invalid event or crashed message has the given id
      │    └── ReplayRefused              one dead letter was not replayed and stays parked:
      │                                   subscription disabled or removed, body not a dead
      │                                   letter, or the broker did not confirm the copy
      ├── ReplayError                     a replay from the delivery log was refused or stopped:
      │    │                              subscription disabled or removed, or the broker failed
-     │    └── RetryNotStored             RabbitMQ did not confirm a delivery published to the
-     │                                   retries queue (no such queue, or it refused the message)
+     │    ├── RetryNotStored             RabbitMQ did not confirm a delivery published to the
+     │    │                              retries queue (no such queue, or it refused the message)
+     │    └── ReplayStopped              a replay job stopped part way: its API process shut down
      └── DeliveryFailed                  one attempt to POST a webhook failed; has .reason
           ├── RetryableDeliveryFailure   worth another attempt later
           │    ├── DeliveryTimeout       reason "timeout"
@@ -148,12 +153,24 @@ class IdempotencyKeyInUse(ApiRequestRefused):
     """An ``Idempotency-Key`` whose first request has not finished: retry later."""
 
 
+class ReplayJobNotFound(ApiRequestRefused, LookupError):
+    """No replay job has the given id in this API process (jobs are kept in its memory)."""
+
+
 class LogStoreError(HooklineError):
     """The delivery log's database failed or refused an operation; the message names it without a password."""
 
 
 class LogEntryNotFound(LogStoreError, LookupError):
     """No event or delivery in the delivery log has the given id (or it is past its retention)."""
+
+
+class EventNotFound(LogEntryNotFound):
+    """No event in the delivery log has the given id."""
+
+
+class DeliveryNotFound(LogEntryNotFound):
+    """No delivery in the delivery log has the given id."""
 
 
 class TopologyError(HooklineError):
@@ -184,6 +201,10 @@ class DeadLetterNotFound(DeadLetterError, LookupError):
     """No dead letter in the queue has the given id."""
 
 
+class ParkedMessageNotFound(DeadLetterNotFound):
+    """No invalid event (or crashed message) in its parking queues has the given id."""
+
+
 class ReplayRefused(DeadLetterError):
     """One dead letter was not replayed and stays in the queue; the message says why."""
 
@@ -194,6 +215,10 @@ class ReplayError(HooklineError):
 
 class RetryNotStored(ReplayError):
     """RabbitMQ did not confirm a delivery published to the retries queue: it may not hold it."""
+
+
+class ReplayStopped(ReplayError):
+    """A replay job stopped between two batches because its API process was shutting down."""
 
 
 class DeliveryFailed(HooklineError):

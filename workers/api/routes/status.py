@@ -1,8 +1,12 @@
-"""``GET /v1/status``: queue depths and subscriptions by state, as ``hookline status`` shows them.
+"""``GET /v1/status``: queue depths, subscriptions by state and the log's backlog, as ``hookline status``.
 
 Whatever cannot be read is reported as such (``error``), and the rest is still
 answered: the status of a deployment is most wanted when part of it is down.
-The delivery log's recorder lag joins it once the log lands.
+The delivery log's part is the log queue's depth and its recorders, read from
+the broker with the rest. How far behind the recorders are is on their own
+``/metrics`` pages (``hookline_recorder_lag_seconds``), which Prometheus reads
+and ``hookline status --recorder-url`` shows: recorders are pods without a
+Service, which the API could not find or reach.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pydantic import BaseModel, Field
 from workers.api import problems
 from workers.api.auth import api_key
 from workers.api.services import Services
+from workers.broker.topology import Topology
 from workers.errors import HooklineError
 from workers.ops.queue_stats import ROLES
 
@@ -38,15 +43,25 @@ class Subscriptions(BaseModel):
     by_state: dict[str, int] | None = Field(description="How many subscriptions are in each state.")
 
 
+class Log(BaseModel):
+    enabled: bool = Field(description="HOOKLINE_LOG_ENABLED: whether workers record what they do.")
+    queue: str = Field(description="The queue the records wait in for a recorder.")
+    messages: int | None = Field(description="Messages of records waiting there; null if the broker failed.")
+    recorders: int | None = Field(description="Recorders consuming it; 0: nothing writes the log.")
+    invalid: int | None = Field(description="Messages the recorders could not read or write, parked.")
+
+
 class Status(BaseModel):
     broker: Broker
     subscriptions: Subscriptions
+    log: Log = Field(description="The delivery log's backlog, as `hookline status` shows it.")
 
 
-@router.get("", response_model=Status, summary="Queue depths and subscriptions by state")
+@router.get("", response_model=Status, summary="Queue depths, subscriptions by state, the log's backlog")
 def status(request: Request) -> dict[str, Any]:
     services: Services = request.app.state.services
-    return {"broker": _broker(services), "subscriptions": _subscriptions(services)}
+    broker = _broker(services)
+    return {"broker": broker, "subscriptions": _subscriptions(services), "log": _log(services, broker)}
 
 
 def _broker(services: Services) -> dict[str, Any]:
@@ -67,3 +82,15 @@ def _subscriptions(services: Services) -> dict[str, Any]:
         return {"error": None, "by_state": services.subscriptions.count_by_state()}
     except HooklineError as exc:
         return {"error": str(exc), "by_state": None}
+
+
+def _log(services: Services, broker: dict[str, Any]) -> dict[str, Any]:
+    queues = broker["queues"] or {}
+    log = queues.get("log") or {}
+    return {
+        "enabled": services.settings.log_enabled,
+        "queue": Topology.from_settings(services.settings).log_queue,
+        "messages": log.get("messages"),
+        "recorders": log.get("consumers"),
+        "invalid": (queues.get("invalid_log") or {}).get("messages"),
+    }
