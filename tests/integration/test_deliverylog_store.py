@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 from datetime import timedelta
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from support.logrecords import DAY, NOW, T0, attempt, event, state
 
-from workers.deliverylog import queries
+from workers.deliverylog import queries, records
 from workers.deliverylog.queries import StoredDelivery
 from workers.deliverylog.records import DeliveryState, Record, delivery_id
 from workers.deliverylog.schema import migrate_log
@@ -68,6 +69,21 @@ def test_a_batch_written_twice_is_written_once(log: LogStore, log_engine: Engine
     counts = {table: rows(log_engine, table) for table in ("log_events", "log_payloads", "log_attempts")}
     assert counts == {"log_events": 1, "log_payloads": 1, "log_attempts": 2}
     assert rows(log_engine, "log_deliveries") == 2
+
+
+def test_an_attempt_that_lasted_a_whole_number_of_seconds_is_written_beside_fractional_ones(
+    log: LogStore, log_engine: Engine
+) -> None:
+    # JSON turns 0.0 into 0: a breaker's refusal lasts 0 s and arrives as an int among floats.
+    fractional = attempt("evt_whole", "sub_a", 1, at=T0, state=DeliveryState.RETRYING, status=503)
+    whole = dataclasses.replace(
+        attempt("evt_whole", "sub_b", 1, at=T0, state=DeliveryState.RETRYING, reason="circuit_open"),
+        duration=0,
+    )
+    decoded = records.decode(records.encode([event("evt_whole", at=T0), fractional, whole]))
+
+    assert log.write(decoded).attempts == 2
+    assert rows(log_engine, "log_attempts") == 2
 
 
 @pytest.mark.parametrize("seed", range(4))

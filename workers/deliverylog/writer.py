@@ -187,7 +187,9 @@ class Writer:
         names = list(rows[0])
         arrays = [
             sa.bindparam(
-                f"{name}_values", [row[name] for row in rows], type_=postgresql.ARRAY(table.c[name].type)
+                f"{name}_values",
+                _column(rows, name, table.c[name].type),
+                type_=postgresql.ARRAY(table.c[name].type),
             )
             for name in names
         ]
@@ -402,3 +404,15 @@ def _moment(seconds: float) -> datetime:
 
 def _maybe_moment(seconds: float | None) -> datetime | None:
     return None if seconds is None else _moment(seconds)
+
+
+def _column(rows: list[dict[str, Any]], name: str, kind: sa.types.TypeEngine[Any]) -> list[Any]:
+    """One column's values as one array; a float column's as floats only.
+
+    JSON gives ``0`` for a float that happens to be whole (an attempt refused before any
+    request lasted 0 s), and psycopg refuses an array that mixes ints and floats.
+    """
+    values = [row[name] for row in rows]
+    if isinstance(kind, sa.Float):
+        return [None if value is None else float(value) for value in values]
+    return values
