@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pika
 import pytest
 from support.api import Api, isolated_env, running_api
@@ -76,6 +79,44 @@ def test_a_publish_retried_with_its_idempotency_key_is_published_once(api: Api) 
     assert [each["id"] for each in stored_events(api)] == ["evt_once"]
 
 
+def test_many_publishes_at_once_are_each_answered_after_their_confirm_and_stored_once(api: Api) -> None:
+    stored_events(api)
+    clients, each = 32, 40
+    ids = [[f"evt_many_{client}_{n}" for n in range(each)] for client in range(clients)]
+
+    def publish_all(event_ids: list[str]) -> list[int]:
+        headers = {"Authorization": f"Bearer {api.key}"}
+        with httpx.Client(base_url=api.base, headers=headers, timeout=30) as client:
+            return [client.post("/v1/events", json=event(id=event_id)).status_code for event_id in event_ids]
+
+    with ThreadPoolExecutor(clients) as pool:
+        statuses = [status for answered in pool.map(publish_all, ids) for status in answered]
+
+    assert Counter(statuses) == {202: clients * each}
+    stored = Counter(each_event["id"] for each_event in stored_events(api))
+    assert stored == Counter(event_id for event_ids in ids for event_id in event_ids)
+
+
+def test_publishing_answers_other_methods_as_not_allowed(api: Api) -> None:
+    response = api.call("GET", "/v1/events")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["type"] == "urn:hookline:problem:method-not-allowed"
+
+
+def test_a_malformed_idempotency_key_is_refused_naming_the_header_and_nothing_is_published(api: Api) -> None:
+    stored_events(api)
+
+    response = api.call("POST", "/v1/events", json=event(), headers={"Idempotency-Key": "has space"})
+
+    problem = response.json()
+    assert response.status_code == 422
+    assert problem["type"] == "urn:hookline:problem:validation-error"
+    assert [error["header"] for error in problem["errors"]] == ["Idempotency-Key"]
+    assert stored_events(api) == []
+
+
 def test_an_event_that_breaks_the_contract_is_refused_naming_each_field(api: Api) -> None:
     response = api.call("POST", "/v1/events", json=event(id="has space", timestamp="2024-02-30T00:00:00Z"))
 
@@ -139,15 +180,19 @@ def test_the_probes_answer_without_a_key_and_the_api_is_ready(api: Api) -> None:
 
 def test_requests_are_counted_by_route_template_and_status_on_the_metrics_port(api: Api) -> None:
     api.call("GET", "/v1/subscriptions/sub_unknown")
+    api.call("POST", "/v1/events", json=event(id="evt_counted_in_metrics"))
+    api.call("POST", "/v1/events", json=event(), key=api.read_only_key)
+
+    def counted(series: str) -> bool:
+        return series in api.call("GET", "/metrics", key=None, base=api.metrics).text
 
     wait_until(
-        lambda: (
-            'route="/v1/subscriptions/{subscription_id}",status="404"'
-            in api.call("GET", "/metrics", key=None, base=api.metrics).text
-        ),
+        lambda: counted('route="/v1/subscriptions/{subscription_id}",status="404"'),
         timeout=10,
         what="the 404 counted",
     )
+    assert counted('hookline_api_requests_total{method="POST",route="/v1/events",status="202"}')
+    assert counted('hookline_api_requests_total{method="POST",route="/v1/events",status="403"}')
     assert "sub_unknown" not in api.call("GET", "/metrics", key=None, base=api.metrics).text
 
 

@@ -20,6 +20,7 @@ from workers.api import openapi, problems
 from workers.api.limits import BodyLimit
 from workers.api.metrics import RequestMetrics
 from workers.api.routes import ROUTERS
+from workers.api.routes.events import Shortcut
 from workers.api.routes.health import Checks
 from workers.api.services import Services
 from workers.errors import HooklineError
@@ -58,6 +59,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     app.state.readiness = Checks()
     problems.install(app)
+    app.add_middleware(Shortcut)  # innermost: POST /v1/events within the limit and the metrics
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestMetrics)  # outermost: counts what the limit refuses too
     for router in ROUTERS:

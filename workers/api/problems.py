@@ -186,6 +186,15 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _any_error)
 
 
+async def answer(
+    request: Request, exc: HooklineError | ProducerError | RequestValidationError
+) -> JSONResponse:
+    """What the handlers :func:`install` registers answer ``exc``, for a route served outside FastAPI."""
+    if isinstance(exc, RequestValidationError):
+        return await _validation_failed(request, exc)
+    return await _any_error(request, exc)
+
+
 async def _validation_failed(_request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = [field_error(error) for error in exc.errors()]
     named = ", ".join(_where(error) for error in errors)
