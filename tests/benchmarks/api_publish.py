@@ -10,6 +10,11 @@ httpx: httpx's own cost per request capped it at a few hundred requests a
 second on this machine, far below what the API takes. Then it stops the API, counts what the
 events queue holds, and deletes what it declared.
 
+Beside events/s and latency it prints the CPU time the API process used per
+event (all its threads), which depends much less on what else the machine
+runs than the rate does, the client's own CPU, and the load average before
+and after, to judge how busy the machine was.
+
     .venv/bin/python tests/benchmarks/api_publish.py [-n 20000] [-c 64] [--idempotency-keys] [--json]
 
 The client runs in this process and the API in another; both share the
@@ -35,6 +40,7 @@ from typing import Any
 
 import httpx
 import pika
+import psutil
 
 DEFAULT_URL = os.environ.get("HOOKLINE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 HOOKLINE = str(Path(sys.executable).with_name("hookline"))
@@ -52,7 +58,7 @@ def main() -> None:
         try:
             base = f"http://127.0.0.1:{env['HOOKLINE_API_PORT']}"
             wait_until_ready(base)
-            results = asyncio.run(measure(base, key, options))
+            results = asyncio.run(measure(base, key, options, psutil.Process(server.pid)))
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=60)
@@ -111,13 +117,16 @@ def wait_until_ready(base: str) -> None:
     sys.exit("api_publish: hookline api did not become ready in 30 s")
 
 
-async def measure(base: str, key: str, options: argparse.Namespace) -> dict[str, Any]:
+async def measure(base: str, key: str, options: argparse.Namespace, server: psutil.Process) -> dict[str, Any]:
     port = httpx.URL(base).port
     assert port is not None
     await send_all(port, key, WARM_UP, options)
+    load_before = os.getloadavg()[0]
+    server_cpu, client_cpu = cpu_seconds(server), time.process_time()
     started = time.perf_counter()
     latencies = await send_all(port, key, options.events, options)
     seconds = time.perf_counter() - started
+    server_cpu, client_cpu = cpu_seconds(server) - server_cpu, time.process_time() - client_cpu
     ordered = sorted(latencies)
     return {
         "events": options.events,
@@ -131,7 +140,17 @@ async def measure(base: str, key: str, options: argparse.Namespace) -> dict[str,
             "max": round(1000 * ordered[-1], 2),
         },
         "published": WARM_UP + options.events,
+        "api_cpu_ms_per_event": round(1000 * server_cpu / options.events, 3),
+        "api_cpu_cores": round(server_cpu / seconds, 2),
+        "client_cpu_cores": round(client_cpu / seconds, 2),
+        "load_average": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
     }
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """User and system CPU time of every thread of ``process`` so far."""
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 async def send_all(port: int, key: str, count: int, options: argparse.Namespace) -> list[float]:
@@ -212,6 +231,11 @@ def report(results: dict[str, Any], *, as_json: bool) -> None:
         f"{' with Idempotency-Key' if results['idempotency_keys'] else ''}: {results['seconds']:.3f} s, "
         f"{results['events_per_second']} events/s; latency p50 {latency['p50']} ms, p99 {latency['p99']} ms, "
         f"max {latency['max']} ms"
+    )
+    print(
+        f"API CPU {results['api_cpu_ms_per_event']} ms per event ({results['api_cpu_cores']} cores busy), "
+        f"client {results['client_cpu_cores']} cores; load average {results['load_average']['before']} "
+        f"before, {results['load_average']['after']} after"
     )
     print(f"stored in the events queue: {results['stored']} of {results['published']} published")
 
