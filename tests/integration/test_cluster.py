@@ -30,6 +30,7 @@ import pytest
 from support.cluster import Cluster, Node, rabbitmq_cluster
 from support.processes import Worker, messages, run_hookline, run_json, wait_until
 from support.receiver import Received, Receiver
+from support.recording import LogContents, RecorderProcess, read_log
 
 from producer.errors import PublishError
 from producer.event import Event
@@ -63,8 +64,21 @@ def env(hookline_env: dict[str, str], cluster: Cluster) -> dict[str, str]:
     return hookline_env
 
 
+@pytest.fixture
+def recorder(env: dict[str, str], tmp_path: Path) -> Iterator[RecorderProcess]:
+    """A recorder on the cluster, writing the delivery log for the whole test."""
+    running = RecorderProcess(env, tmp_path / "recorder.log", "--metrics-port", "0").start()
+    yield running
+    running.kill()
+
+
+@pytest.mark.usefixtures("recorder")
 def test_losing_the_node_that_leads_the_queues_loses_no_event_and_no_retry(
-    env: dict[str, str], cluster: Cluster, hook_receiver: Receiver, workers: list[Worker], tmp_path: Path
+    env: dict[str, str],
+    cluster: Cluster,
+    hook_receiver: Receiver,
+    workers: list[Worker],
+    tmp_path: Path,
 ) -> None:
     amqp_url, topology = env["HOOKLINE_AMQP_URL"], topology_of(env)
     leader = cluster.node(cluster.leaders()[topology.events_queue])
@@ -88,6 +102,22 @@ def test_losing_the_node_that_leads_the_queues_loses_no_event_and_no_retry(
     wait_until(receiver.everything_delivered, timeout=120, what="every retry, the node back")
     wait_until(lambda: waiting(amqp_url, topology) == 0, timeout=30, what="no retry left")
     assert parked(amqp_url, topology) == {}
+    published_ids = {event.id for event in published}
+    wait_until(
+        lambda: all_recorded(read_log(env["HOOKLINE_DATABASE_URL"]), published_ids),
+        timeout=60,
+        what="every event and delivery in the log",
+        log=tmp_path / "recorder.log",
+    )
+    contents = read_log(env["HOOKLINE_DATABASE_URL"])
+    assert set(contents.event_ids.values()) == {1}
+    assert all(numbers == sorted(set(numbers)) for numbers in contents.attempt_numbers().values())
+
+
+def all_recorded(contents: LogContents, published: set[str]) -> bool:
+    """Every published event in the log, each with its one delivery, delivered."""
+    delivered = {event_id for event_id, _sub, _run, state, _n in contents.deliveries if state == "delivered"}
+    return contents.event_ids.keys() >= published and delivered >= published
 
 
 class FailsFirstAttempts:
