@@ -13,5 +13,6 @@ layers never import higher ones (``tests/unit/test_layers.py`` checks it):
 8. ``middleware`` (dramatiq hooks) and ``ops`` (what operators run: dead letters, the
    metrics server, queue statistics, the demo receiver, the recorder);
 9. ``app``: the actors wired to a broker, the entry point of each worker process;
-10. ``bench``, then ``api`` (the REST API of ``hookline api``), then ``cli``: the ``hookline`` command.
+10. ``bench``, then ``api`` (the REST API of ``hookline api``), then ``console`` (its web console at
+    ``/console``), then ``cli``: the ``hookline`` command.
 """

@@ -32,6 +32,7 @@ LAYERS: list[set[str]] = [
     {"workers.app"},
     {"workers.bench"},
     {"workers.api"},
+    {"workers.console"},
     {"workers.cli"},
 ]
 # Third-party libraries only some layers may load. dramatiq's private classes stay in one module

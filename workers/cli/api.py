@@ -30,6 +30,7 @@ def api() -> None:
         from workers.api import metrics  # noqa: PLC0415 - imports fastapi, of the api extra too
         from workers.api.app import create_app  # noqa: PLC0415 - as above
         from workers.api.services import Services  # noqa: PLC0415 - as above
+        from workers.console import mount  # noqa: PLC0415 - jinja2, of the api extra too
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in ("workers", "producer"):
             raise
@@ -40,7 +41,7 @@ def api() -> None:
     try:
         metrics.serve(settings)
         config = uvicorn.Config(
-            create_app(settings, services=services),
+            mount(create_app(settings, services=services)),
             host=settings.api_host,
             port=settings.api_port,
             log_config=None,  # uvicorn's records go through hookline's structured logs

@@ -1,0 +1,223 @@
+"""The web console, served by a real `hookline api`: sign-in, its cookie, CSRF, read-only keys, escaping.
+
+Driven with httpx as a browser without JavaScript would drive it: forms posted
+url-encoded, the session cookie sent back. The browser tests (tests/browser)
+drive the same pages in Chromium.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import httpx
+import pytest
+from support.api import Api, isolated_env, running_api
+from support.logrecords import attempt, body
+from support.logrecords import event as event_record
+
+from workers.deliverylog.records import DeliveryState
+from workers.deliverylog.store import LogStore
+from workers.subscriptions import db
+
+pytestmark = pytest.mark.integration
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+MARKUP = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    directory = tmp_path_factory.mktemp("console")
+    with isolated_env(directory, "sqlite") as env, running_api(env, directory / "api.log") as server:
+        yield server
+
+
+def signed_in(api: Api, key: str) -> httpx.Client:
+    browser = httpx.Client(base_url=api.base, timeout=30)
+    answer = browser.post("/console/sign-in", data={"key": key})
+    assert answer.status_code == 303, answer.text
+    return browser
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = CSRF.search(page.text)
+    assert found is not None, "the page has no form with a CSRF token"
+    return found.group(1)
+
+
+def test_a_page_without_a_session_sends_to_sign_in(api: Api) -> None:
+    answer = httpx.get(api.base + "/console/subscriptions")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/sign-in"
+
+
+def test_an_unknown_key_does_not_sign_in(api: Api) -> None:
+    answer = httpx.post(api.base + "/console/sign-in", data={"key": "hk_" + "A" * 43})
+    assert answer.status_code == 401
+    assert "set-cookie" not in answer.headers
+    assert "unknown or revoked" in answer.text
+
+
+def test_signing_in_sets_an_httponly_strict_cookie_that_holds_no_key(api: Api) -> None:
+    answer = httpx.post(api.base + "/console/sign-in", data={"key": api.key})
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie or "SameSite=Strict" in cookie
+    assert "Path=/console" in cookie
+    assert api.key not in cookie
+    assert api.key[3:20] not in cookie
+
+
+def test_the_cookie_is_secure_unless_the_console_is_on_loopback(api: Api) -> None:
+    on_loopback = httpx.post(api.base + "/console/sign-in", data={"key": api.key})
+    assert "Secure" not in on_loopback.headers["set-cookie"]
+    by_name = httpx.post(
+        api.base + "/console/sign-in", data={"key": api.key}, headers={"Host": "console.example.com"}
+    )
+    assert "Secure" in by_name.headers["set-cookie"]
+
+
+def test_a_forged_cookie_is_no_session(api: Api) -> None:
+    answer = httpx.get(api.base + "/console/", cookies={"hookline_console": "gAAAAAforged"})
+    assert answer.status_code == 303
+
+
+def test_the_overview_shows_queues_and_subscriptions_by_state(api: Api) -> None:
+    page = signed_in(api, api.key).get("/console/")
+    assert page.status_code == 200
+    assert "Queues" in page.text
+    assert "Subscriptions by state" in page.text
+    assert "UTC" in page.text
+
+
+def test_creating_a_subscription_shows_its_secret_once(api: Api) -> None:
+    browser = signed_in(api, api.key)
+    form = browser.get("/console/subscriptions")
+    created = browser.post(
+        "/console/subscriptions/new",
+        data={"csrf": csrf_of(form), "url": "https://example.com/hook", "event_patterns": "order.*"},
+    )
+    assert created.status_code == 200
+    assert created.headers["cache-control"] == "no-store"
+    secret = re.search(r"whsec_[A-Za-z0-9+/=]+", created.text)
+    assert secret is not None
+    subscription_id = re.search(r"sub_[A-Za-z0-9]+", created.text).group(0)  # type: ignore[union-attr]
+    shown = browser.get(f"/console/subscriptions/{subscription_id}")
+    assert shown.status_code == 200
+    assert "https://example.com/hook" in shown.text
+    assert secret.group(0) not in shown.text
+    assert "whsec_" not in browser.get("/console/subscriptions").text
+
+
+def test_a_change_without_the_csrf_token_is_refused(api: Api) -> None:
+    browser = signed_in(api, api.key)
+    answer = browser.post(
+        "/console/subscriptions/new", data={"url": "https://example.com/x", "event_patterns": "a.b"}
+    )
+    assert answer.status_code == 403
+    wrong = browser.post("/console/subscriptions/new", data={"csrf": "nope", "url": "https://e.com/x"})
+    assert wrong.status_code == 403
+
+
+def test_a_read_only_key_sees_no_change_buttons_and_is_refused_changes(api: Api) -> None:
+    browser = signed_in(api, api.read_only_key)
+    listing = browser.get("/console/subscriptions")
+    assert "read-only" in listing.text
+    assert "New subscription" not in listing.text
+    refused = browser.post(
+        "/console/subscriptions/new",
+        data={"csrf": csrf_of(listing), "url": "https://example.com/ro", "event_patterns": "a.b"},
+    )
+    assert refused.status_code == 403
+    assert "read-only" in refused.text
+    assert "https://example.com/ro" not in browser.get("/console/subscriptions").text
+
+
+def test_a_subscription_is_paused_and_resumed(api: Api) -> None:
+    made = api.call(
+        "POST", "/v1/subscriptions", json={"url": "https://example.com/p", "event_patterns": ["p.q"]}
+    )
+    subscription_id = made.json()["id"]
+    browser = signed_in(api, api.key)
+    page = browser.get(f"/console/subscriptions/{subscription_id}")
+    paused = browser.post(f"/console/subscriptions/{subscription_id}/pause", data={"csrf": csrf_of(page)})
+    assert paused.status_code == 303
+    assert api.call("GET", f"/v1/subscriptions/{subscription_id}").json()["enabled"] is False
+    browser.post(f"/console/subscriptions/{subscription_id}/resume", data={"csrf": csrf_of(page)})
+    assert api.call("GET", f"/v1/subscriptions/{subscription_id}").json()["enabled"] is True
+
+
+def test_markup_in_a_description_renders_as_text(api: Api) -> None:
+    made = api.call(
+        "POST",
+        "/v1/subscriptions",
+        json={
+            "url": "https://example.com/e",
+            "event_patterns": ["e.f"],
+            "description": "<script>x()</script>",
+        },
+    )
+    page = signed_in(api, api.read_only_key).get(f"/console/subscriptions/{made.json()['id']}")
+    assert "<script>x()</script>" not in page.text
+    assert "&lt;script&gt;x()&lt;/script&gt;" in page.text
+
+
+def test_an_unknown_subscription_is_a_404_page(api: Api) -> None:
+    page = signed_in(api, api.key).get("/console/subscriptions/sub_nothere")
+    assert page.status_code == 404
+    assert "No such subscription" in page.text
+
+
+def test_signing_out_ends_the_session(api: Api) -> None:
+    browser = signed_in(api, api.key)
+    page = browser.get("/console/")
+    out = browser.post("/console/sign-out", data={"csrf": csrf_of(page)})
+    assert out.status_code == 303
+    assert browser.get("/console/").status_code == 303
+
+
+def logged(api: Api, event_id: str, event_type: str) -> None:
+    """An event whose payload and answer hold markup, with one failed attempt, in the API's delivery log."""
+    now = time.time()
+    hostile = replace(
+        event_record(event_id, at=now, event_type=event_type), payload=body(event_type, note=MARKUP)
+    )
+    failed = attempt(
+        event_id,
+        "sub_x",
+        1,
+        at=now,
+        state=DeliveryState.RETRYING,
+        status=500,
+        event_type=event_type,
+        response=MARKUP,
+    )
+    engine = db.create_engine(api.env["HOOKLINE_DATABASE_URL"])
+    try:
+        LogStore(engine).write([hostile, failed])
+    finally:
+        engine.dispose()
+
+
+def test_markup_in_an_event_type_payload_or_answer_renders_as_text(api: Api) -> None:
+    logged(api, "evt_markup", MARKUP)
+    browser = signed_in(api, api.read_only_key)
+    for path in ("/console/events/evt_markup", "/console/deliveries?subscription_id=sub_x"):
+        page = browser.get(path)
+        assert page.status_code == 200, path
+        assert MARKUP not in page.text, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text, path
+
+
+def test_an_event_page_shows_each_attempt_with_its_status_and_answer(api: Api) -> None:
+    logged(api, "evt_timeline", "order.created")
+    page = signed_in(api, api.key).get("/console/events/evt_timeline")
+    assert "sub_x" in page.text
+    assert ">500<" in page.text
+    assert "#1" in page.text
+    assert "Replay this delivery" in page.text
+    read_only = signed_in(api, api.read_only_key).get("/console/events/evt_timeline")
+    assert "Replay this delivery" not in read_only.text
