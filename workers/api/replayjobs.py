@@ -36,7 +36,7 @@ log = get_logger(component="api_replays")
 
 THREADS = 2  # jobs running at once per process; each holds its plan in memory and a broker connection
 KEPT = 1000  # jobs remembered per process, finished ones forgotten oldest first
-STOP_WAIT_SECONDS = 10.0  # how long closing waits for running jobs to reach their next batch
+STOP_WAIT_SECONDS = 5.0  # how long closing waits for running jobs to reach their next batch (one confirm)
 
 JobState = Literal["queued", "running", "succeeded", "failed"]
 
