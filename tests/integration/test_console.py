@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
+import pika
 import pytest
 from support.api import Api, isolated_env, running_api
 from support.logrecords import attempt, body
 from support.logrecords import event as event_record
+from support.processes import wait_until
+from support.receiver import receiver
 
-from workers.deliverylog.records import DeliveryState
+from workers.broker.topology import Topology
+from workers.deliverylog.records import DeliveryState, Record
 from workers.deliverylog.store import LogStore
+from workers.pipeline.deadletters import PARKED_AT_HEADER, REASON_HEADER
 from workers.subscriptions import db
 
 pytestmark = pytest.mark.integration
@@ -195,9 +203,13 @@ def logged(api: Api, event_id: str, event_type: str) -> None:
         event_type=event_type,
         response=MARKUP,
     )
+    write_log(api, [hostile, failed])
+
+
+def write_log(api: Api, records: list[Record]) -> None:
     engine = db.create_engine(api.env["HOOKLINE_DATABASE_URL"])
     try:
-        LogStore(engine).write([hostile, failed])
+        LogStore(engine).write(records)
     finally:
         engine.dispose()
 
@@ -221,3 +233,124 @@ def test_an_event_page_shows_each_attempt_with_its_status_and_answer(api: Api) -
     assert "Replay this delivery" in page.text
     read_only = signed_in(api, api.read_only_key).get("/console/events/evt_timeline")
     assert "Replay this delivery" not in read_only.text
+
+
+def subscription_via_api(api: Api, url: str = "https://example.com/hook", **fields: object) -> dict[str, Any]:
+    made = api.call("POST", "/v1/subscriptions", json={"url": url, "event_patterns": ["order.*"], **fields})
+    assert made.status_code == 201, made.text
+    return dict(made.json())
+
+
+def test_rotating_a_secret_shows_the_new_one_once(api: Api) -> None:
+    made = subscription_via_api(api)
+    browser = signed_in(api, api.key)
+    page = browser.get(f"/console/subscriptions/{made['id']}")
+    rotated = browser.post(f"/console/subscriptions/{made['id']}/rotate-secret", data={"csrf": csrf_of(page)})
+    assert rotated.status_code == 200
+    assert rotated.headers["cache-control"] == "no-store"
+    new_secret = re.search(r"whsec_[A-Za-z0-9+/=]+", rotated.text)
+    assert new_secret is not None
+    assert new_secret.group(0) != made["secret"]
+    after = browser.get(f"/console/subscriptions/{made['id']}").text
+    assert new_secret.group(0) not in after
+    assert made["secret"] not in after
+    assert "the old secret signs until" in after
+
+
+def test_editing_a_subscription_changes_its_url_patterns_and_description(api: Api) -> None:
+    made = subscription_via_api(api)
+    browser = signed_in(api, api.key)
+    page = browser.get(f"/console/subscriptions/{made['id']}")
+    form = {
+        "csrf": csrf_of(page),
+        "url": "https://example.com/v2",
+        "event_patterns": "a.b, c.*",
+        "description": "v2",
+    }
+    edited = browser.post(f"/console/subscriptions/{made['id']}/edit", data=form)
+    assert edited.status_code == 303
+    now = api.call("GET", f"/v1/subscriptions/{made['id']}").json()
+    assert (now["url"], now["event_patterns"], now["description"]) == (
+        "https://example.com/v2",
+        ["a.b", "c.*"],
+        "v2",
+    )
+
+
+def test_an_invalid_edit_is_refused_with_the_reason_and_changes_nothing(api: Api) -> None:
+    made = subscription_via_api(api)
+    browser = signed_in(api, api.key)
+    page = browser.get(f"/console/subscriptions/{made['id']}")
+    form = {"csrf": csrf_of(page), "url": "ftp://example.com/x", "event_patterns": "a.b", "description": ""}
+    refused = browser.post(f"/console/subscriptions/{made['id']}/edit", data=form)
+    assert refused.status_code == 422
+    assert api.call("GET", f"/v1/subscriptions/{made['id']}").json()["url"] == made["url"]
+
+
+def test_the_subscription_list_searches_by_text_and_pages_fifty_at_a_time(api: Api) -> None:
+    tag = f"search-{uuid.uuid4().hex[:8]}"
+    made = [subscription_via_api(api, description=f"{tag} {number}") for number in range(51)]
+    browser = signed_in(api, api.read_only_key)
+    first = browser.get("/console/subscriptions", params={"q": tag})
+    assert first.text.count(f"<small>{tag}") == 50
+    after = re.search(r'after=(sub_[A-Za-z0-9]+)"', first.text)
+    assert after is not None
+    second = browser.get("/console/subscriptions", params={"q": tag, "after": after.group(1)})
+    assert second.text.count(f"<small>{tag}") == 1
+    assert made[-1]["id"] in second.text
+    assert made[0]["id"] not in second.text
+
+
+def test_a_test_event_shows_what_the_endpoint_answered(api: Api) -> None:
+    with receiver() as hooks:
+        made = subscription_via_api(api, url=hooks.url + "/probe")
+        browser = signed_in(api, api.key)
+        page = browser.get(f"/console/subscriptions/{made['id']}")
+        tested = browser.post(f"/console/subscriptions/{made['id']}/test", data={"csrf": csrf_of(page)})
+        assert tested.status_code == 200
+        assert "The endpoint answered" in tested.text
+        assert len(hooks.on("/probe")) == 1
+
+
+def test_a_range_replay_says_how_many_it_sends_before_it_runs_as_a_job(api: Api) -> None:
+    made = subscription_via_api(api)
+    now = time.time()
+    records = [event_record(f"evt_range_{n}", at=now - 60) for n in range(2)] + [
+        attempt(f"evt_range_{n}", made["id"], 1, at=now - 60, state=DeliveryState.DEAD_LETTERED, status=500)
+        for n in range(2)
+    ]
+    write_log(api, records)
+    browser = signed_in(api, api.key)
+    since = datetime.fromtimestamp(now - 3600, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    asked = {"subscription_id": made["id"], "since": since, "state": "dead"}
+    confirm = browser.get("/console/replays/new", params=asked)
+    assert confirm.status_code == 200
+    assert "2 deliveries will be sent again" in confirm.text
+    started = browser.post("/console/replays", data={**asked, "until": "", "csrf": csrf_of(confirm)})
+    assert started.status_code == 303
+    job = started.headers["location"]
+    assert job.startswith("/console/replays/rj_")
+    wait_until(lambda: "succeeded" in browser.get(job).text, timeout=30, what="the replay job finished")
+    assert "sent 2 of 2" in browser.get(job).text
+
+
+def test_invalid_events_are_listed_inspected_and_purged(api: Api) -> None:
+    queue = Topology(
+        exchange=api.env["HOOKLINE_EXCHANGE"], prefix=api.env["HOOKLINE_QUEUE_PREFIX"]
+    ).invalid_events_queue
+    headers = {REASON_HEADER: "not JSON", PARKED_AT_HEADER: datetime.now(UTC).isoformat()}
+    with pika.BlockingConnection(pika.URLParameters(api.env["HOOKLINE_AMQP_URL"])) as connection:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        properties = pika.BasicProperties(message_id="evt_unreadable", headers=headers)
+        channel.basic_publish("", queue, MARKUP.encode(), properties, mandatory=True)
+    browser = signed_in(api, api.key)
+    listing = browser.get("/console/invalid-events")
+    assert "evt_unreadable" in listing.text
+    assert "not JSON" in listing.text
+    shown = browser.get("/console/invalid-events/evt_unreadable")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown.text
+    assert MARKUP not in shown.text
+    purged = browser.post("/console/invalid-events/evt_unreadable/purge", data={"csrf": csrf_of(shown)})
+    assert purged.status_code == 303
+    assert "evt_unreadable" not in browser.get("/console/invalid-events").text
