@@ -354,3 +354,26 @@ def test_invalid_events_are_listed_inspected_and_purged(api: Api) -> None:
     purged = browser.post("/console/invalid-events/evt_unreadable/purge", data={"csrf": csrf_of(shown)})
     assert purged.status_code == 303
     assert "evt_unreadable" not in browser.get("/console/invalid-events").text
+
+
+def delivered_of_total(page: httpx.Response) -> tuple[int, int]:
+    found = re.search(r"\((\d+) of (\d+)\)", page.text)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
+def test_the_overview_counts_what_became_of_the_last_hours_deliveries(api: Api) -> None:
+    browser = signed_in(api, api.read_only_key)
+    before = delivered_of_total(browser.get("/console/"))
+    now = time.time()
+    outcomes = [DeliveryState.DELIVERED, DeliveryState.DELIVERED, DeliveryState.DEAD_LETTERED]
+    hour_ago = [
+        event_record("evt_long_ago", at=now - 7200),
+        attempt("evt_long_ago", "sub_h", 1, at=now - 7200, state=DeliveryState.DELIVERED),
+    ]
+    records = [event_record(f"evt_hour_{n}", at=now - 60) for n in range(3)] + [
+        attempt(f"evt_hour_{n}", "sub_h", 1, at=now - 60, state=outcome) for n, outcome in enumerate(outcomes)
+    ]
+    write_log(api, hour_ago + records)
+    page = browser.get("/console/")
+    assert delivered_of_total(page) == (before[0] + 2, before[1] + 3)
+    assert " a minute" in page.text

@@ -415,3 +415,20 @@ def test_retention_forgets_events_deliveries_and_attempts_older_than_it(log_engi
     assert len(writer.event("evt_new").deliveries) == 2
     for table, left in {"log_events": 1, "log_payloads": 1, "log_deliveries": 2, "log_attempts": 2}.items():
         assert rows(log_engine, table) == left, table
+
+
+def test_deliveries_are_counted_by_state_for_the_events_received_since_a_moment(log: LogStore) -> None:
+    hour = 3600.0
+    log.write(
+        [
+            event("evt_old", at=T0 - 2 * hour),
+            attempt("evt_old", "sub_a", 1, at=T0 - 2 * hour, state=DeliveryState.DELIVERED),
+            *(event(f"evt_{n}", at=T0 - 60) for n in range(3)),
+            attempt("evt_0", "sub_a", 1, at=T0 - 60, state=DeliveryState.DELIVERED),
+            attempt("evt_1", "sub_a", 1, at=T0 - 60, state=DeliveryState.DELIVERED),
+            attempt("evt_2", "sub_a", 1, at=T0 - 60, state=DeliveryState.RETRYING, status=503),
+        ]
+    )
+
+    assert log.states_since(NOW - timedelta(hours=1)) == {"delivered": 2, "retrying": 1}
+    assert log.states_since(NOW) == {}

@@ -239,6 +239,18 @@ def deliveries(
     return DeliveryPage(shown, encode_cursor(shown[-1]) if more else None)
 
 
+def states_since(connection: Connection, since: datetime) -> dict[str, int]:
+    """How many deliveries of the events received since then are in each state (the console's overview).
+
+    ``ix_log_deliveries_state`` (state, received_at) holds all it reads.
+    """
+    table = deliveries_table
+    query = (
+        sa.select(table.c.state, sa.func.count()).where(table.c.received_at >= since).group_by(table.c.state)
+    )
+    return {str(state): int(count) for state, count in connection.execute(query)}
+
+
 def replay_candidates(
     connection: Connection,
     subscription_id: str,

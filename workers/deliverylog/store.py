@@ -120,6 +120,11 @@ class LogStore:
                 cursor=cursor,
             )
 
+    def states_since(self, since: datetime) -> dict[str, int]:
+        """Deliveries of the events received since ``since``, counted by state."""
+        with self._transaction() as connection:
+            return queries.states_since(connection, since)
+
     def replay_candidates(
         self,
         subscription_id: str,
