@@ -1,0 +1,106 @@
+"""How long the web console's pages take to answer on a log of 10 million attempts, p50 and p99.
+
+Not a test: it prints figures. The log, its database and the server are those
+of ``tests/benchmarks/api_queries.py`` (imported: the 10-million-attempt fill
+of ``deliverylog_store.py``, dropped at the end unless ``--keep``;
+``--database URL`` runs on a log kept before). It signs in to ``/console``
+with the key, as a browser does, then times ``--requests`` requests of each
+page, one after the other on one keep-alive connection, from the request
+leaving this process to the whole HTML read: the overview (queue depths and
+the last hour's deliveries counted from the log), the deliveries page with
+each filter, an event's page, a page a week deep, the subscriptions list.
+
+    .venv/bin/python tests/benchmarks/console_pages.py [--attempts 10000000] [--requests 200] [--json]
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from api_queries import WARM_UP, Samples, database, parse_args, percentiles, running_api
+
+TARGET_MS = 200
+FORM_TIME = "%Y-%m-%dT%H:%M:%S"
+
+
+def main() -> None:
+    options = parse_args()
+    with database(options) as url:
+        samples = Samples.read(url)
+        with running_api(url) as (base, key):
+            figures = measure(base, key, samples, options.requests)
+    report(figures, options.attempts, options.requests, as_json=options.json)
+
+
+def pages(samples: Samples) -> dict[str, Callable[[], tuple[str, dict[str, Any]]]]:
+    """Each page: a name, and what makes one request of it (a path and its query parameters)."""
+    pick = random.choice
+    now = datetime.now(UTC)
+    week_ago = now - timedelta(days=7)
+    return {
+        "overview": lambda: ("/console/", {}),
+        "deliveries": lambda: ("/console/deliveries", {}),
+        "deliveries, a subscription's": lambda: (
+            "/console/deliveries",
+            {"subscription_id": pick(samples.subscriptions)},
+        ),
+        "deliveries, dead-lettered": lambda: ("/console/deliveries", {"state": "dead_lettered"}),
+        "deliveries, event type order.*": lambda: ("/console/deliveries", {"event_type": "order.*"}),
+        "deliveries, an hour a week ago": lambda: (
+            "/console/deliveries",
+            {
+                "since": (week_ago - timedelta(hours=1)).strftime(FORM_TIME),
+                "until": week_ago.strftime(FORM_TIME),
+            },
+        ),
+        "deliveries, a page a week deep": lambda: ("/console/deliveries", {"cursor": pick(samples.deep)}),
+        "an event with its attempts": lambda: (f"/console/events/{pick(samples.events)}", {}),
+        "subscriptions": lambda: ("/console/subscriptions", {}),
+    }
+
+
+def measure(base: str, key: str, samples: Samples, requests: int) -> dict[str, dict[str, float]]:
+    """p50, p99 and max in milliseconds per page, ``requests`` of each after a warm-up."""
+    figures: dict[str, dict[str, float]] = {}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        signed_in = client.post("/console/sign-in", data={"key": key})
+        if signed_in.status_code != 303:
+            sys.exit(f"console_pages: sign-in answered {signed_in.status_code}")
+        for name, request in pages(samples).items():
+            runs = []
+            for number in range(WARM_UP + requests):
+                path, params = request()
+                started = time.perf_counter()
+                response = client.get(path, params=params)
+                elapsed = time.perf_counter() - started
+                if response.status_code != 200:
+                    sys.exit(f"console_pages: {name}: {response.status_code} {response.text[:300]}")
+                if number >= WARM_UP:
+                    runs.append(elapsed * 1000)
+            figures[name] = percentiles(runs)
+            print(f"  {name}: p50 {figures[name]['p50']} ms, p99 {figures[name]['p99']} ms", file=sys.stderr)
+    return figures
+
+
+def report(figures: dict[str, dict[str, float]], attempts: int, requests: int, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"attempts": attempts, "requests": requests, "pages": figures}, indent=2))
+        return
+    print(f"{requests} requests of each page, one at a time, on a log of {attempts} attempts")
+    width = max(len(name) for name in figures)
+    print(f"  {'page'.ljust(width)}  {'p50':>8}  {'p99':>8}  {'max':>8}")
+    for name, each in figures.items():
+        print(f"  {name.ljust(width)}  {each['p50']:>5} ms  {each['p99']:>5} ms  {each['max']:>5} ms")
+    slow = [name for name, each in figures.items() if each["p99"] >= TARGET_MS]
+    print(f"p99 under {TARGET_MS} ms: {'every page' if not slow else 'all but ' + ', '.join(slow)}")
+
+
+if __name__ == "__main__":
+    main()
