@@ -194,6 +194,20 @@ def test_a_message_of_the_queue_that_is_no_dead_letter_is_listed_as_it_is(api: A
     assert listed["problem"].startswith("not a dead letter")
 
 
+def test_a_dead_letter_whose_fields_have_the_wrong_types_is_listed_as_malformed_not_failed(
+    api: Api, queues: Queues, subscription: str
+) -> None:
+    forged = {**dead_letter(subscription).to_record(), "id": "dl_forged", "attempts": "five"}
+    queues.publish("", queues.dead, json.dumps(forged).encode(), message_id="dl_forged")
+
+    response = api.call("GET", "/v1/dead-letters")
+
+    assert response.status_code == 200
+    (listed,) = response.json()["dead_letters"]
+    assert (listed["id"], listed["malformed"]) == ("dl_forged", True)
+    assert listed["problem"] == "not a dead letter: attempts of the wrong type"
+
+
 def test_a_replayed_dead_letter_moves_to_the_retries_queue_as_attempt_one(
     api: Api, queues: Queues, subscription: str
 ) -> None:

@@ -244,7 +244,8 @@ def _letter(entry: Entry) -> dict[str, Any]:
     try:
         DeadLetter.model_validate(record)
     except ValidationError as exc:
-        problem = f"not a dead letter: {exc.error_count()} fields of the wrong type"
+        fields = ", ".join(str(error["loc"][0]) for error in exc.errors())
+        problem = f"not a dead letter: {fields} of the wrong type"
         body = entry.body.decode("utf-8", errors="replace")
         return {"id": entry.id, "malformed": True, "problem": problem, "subscription_id": None, "body": body}
     return record
