@@ -43,9 +43,20 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         yield server
 
 
+FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
+
+
+def sign_in(browser: httpx.Client, key: str, **headers: str) -> httpx.Response:
+    """The sign-in form read, then posted with ``key``, as a browser does."""
+    form = browser.get("/console/sign-in", headers=headers)
+    token = FORM_TOKEN.search(form.text)
+    assert token is not None
+    return browser.post("/console/sign-in", data={"key": key, "form_token": token.group(1)}, headers=headers)
+
+
 def signed_in(api: Api, key: str) -> httpx.Client:
     browser = httpx.Client(base_url=api.base, timeout=30)
-    answer = browser.post("/console/sign-in", data={"key": key})
+    answer = sign_in(browser, key)
     assert answer.status_code == 303, answer.text
     return browser
 
@@ -63,14 +74,21 @@ def test_a_page_without_a_session_sends_to_sign_in(api: Api) -> None:
 
 
 def test_an_unknown_key_does_not_sign_in(api: Api) -> None:
-    answer = httpx.post(api.base + "/console/sign-in", data={"key": "hk_" + "A" * 43})
+    answer = sign_in(httpx.Client(base_url=api.base), "hk_" + "A" * 43)
     assert answer.status_code == 401
-    assert "set-cookie" not in answer.headers
+    assert "hookline_console=" not in answer.headers["set-cookie"]
     assert "unknown or revoked" in answer.text
 
 
-def test_signing_in_sets_an_httponly_strict_cookie_that_holds_no_key(api: Api) -> None:
+def test_a_sign_in_posted_without_the_forms_token_is_refused(api: Api) -> None:
     answer = httpx.post(api.base + "/console/sign-in", data={"key": api.key})
+    assert answer.status_code == 403
+    assert "hookline_console=" not in answer.headers["set-cookie"]
+    assert "came from another site" in answer.text
+
+
+def test_signing_in_sets_an_httponly_strict_cookie_that_holds_no_key(api: Api) -> None:
+    answer = sign_in(httpx.Client(base_url=api.base), api.key)
     cookie = answer.headers["set-cookie"]
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie or "SameSite=Strict" in cookie
@@ -80,12 +98,21 @@ def test_signing_in_sets_an_httponly_strict_cookie_that_holds_no_key(api: Api) -
 
 
 def test_the_cookie_is_secure_unless_the_console_is_on_loopback(api: Api) -> None:
-    on_loopback = httpx.post(api.base + "/console/sign-in", data={"key": api.key})
+    on_loopback = sign_in(httpx.Client(base_url=api.base), api.key)
     assert "Secure" not in on_loopback.headers["set-cookie"]
-    by_name = httpx.post(
-        api.base + "/console/sign-in", data={"key": api.key}, headers={"Host": "console.example.com"}
+    by_name = httpx.Client(base_url=api.base)
+    form = by_name.get("/console/sign-in", headers={"Host": "console.example.com"})
+    assert "Secure" in form.headers["set-cookie"]
+    token = FORM_TOKEN.search(form.text).group(1)  # type: ignore[union-attr]
+    # httpx keeps a Secure cookie from an http:// answer off later requests, as a browser does: sent by hand
+    signed = httpx.post(
+        api.base + "/console/sign-in",
+        data={"key": api.key, "form_token": token},
+        headers={"Host": "console.example.com"},
+        cookies={"hookline_console_sign_in": token},
     )
-    assert "Secure" in by_name.headers["set-cookie"]
+    assert signed.status_code == 303
+    assert "Secure" in signed.headers["set-cookie"]
 
 
 def test_a_forged_cookie_is_no_session(api: Api) -> None:
