@@ -404,3 +404,13 @@ def test_the_overview_counts_what_became_of_the_last_hours_deliveries(api: Api) 
     page = browser.get("/console/")
     assert delivered_of_total(page) == (before[0] + 2, before[1] + 3)
     assert " a minute" in page.text
+
+
+def test_a_deleted_subscription_is_gone(api: Api) -> None:
+    made = subscription_via_api(api)
+    browser = signed_in(api, api.key)
+    page = browser.get(f"/console/subscriptions/{made['id']}")
+    deleted = browser.post(f"/console/subscriptions/{made['id']}/delete", data={"csrf": csrf_of(page)})
+    assert deleted.status_code == 303
+    assert deleted.headers["location"] == "/console/subscriptions"
+    assert api.call("GET", f"/v1/subscriptions/{made['id']}").status_code == 404
