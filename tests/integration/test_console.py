@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,9 +26,11 @@ from support.processes import wait_until
 from support.receiver import receiver
 
 from workers.broker.topology import Topology
+from workers.console.session import Sessions
 from workers.deliverylog.records import DeliveryState, Record
 from workers.deliverylog.store import LogStore
 from workers.pipeline.deadletters import PARKED_AT_HEADER, REASON_HEADER
+from workers.settings import Settings
 from workers.subscriptions import db
 
 pytestmark = pytest.mark.integration
@@ -414,3 +417,16 @@ def test_a_deleted_subscription_is_gone(api: Api) -> None:
     assert deleted.status_code == 303
     assert deleted.headers["location"] == "/console/subscriptions"
     assert api.call("GET", f"/v1/subscriptions/{made['id']}").status_code == 404
+
+
+def test_a_database_that_cannot_check_the_key_is_an_error_page_not_a_sign_in(tmp_path: Path) -> None:
+    with (
+        isolated_env(tmp_path, "sqlite") as env,
+        running_api(env, tmp_path / "api.log", setup="none") as bare,
+    ):
+        settings = Settings(secrets_key=env["HOOKLINE_SECRETS_KEY"])  # type: ignore[arg-type] # parsed from str
+        cookie = Sessions(settings).seal("hk_" + "A" * 43)
+        page = httpx.get(bare.base + "/console/", cookies={"hookline_console": cookie})
+    assert page.status_code == 503
+    assert "text/html" in page.headers["content-type"]
+    assert "The database failed" in page.text

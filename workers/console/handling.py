@@ -63,7 +63,10 @@ def page(router: APIRouter, path: str, *, changes: bool = False) -> Callable[[Pa
 
     def register(function: Page) -> Page:
         async def endpoint(request: Request) -> Response:
-            viewer = await viewer_of(request)
+            try:
+                viewer = await viewer_of(request)
+            except HooklineError as exc:  # the key store's database is down: say so, as a page
+                return _failed(request, None, exc)
             if viewer is None:
                 return RedirectResponse("/console/sign-in", status_code=303)
             form = await read_form(request) if changes else {}
@@ -97,10 +100,15 @@ def _answer(function: Page, call: Call) -> Response:
         detail = "; ".join(str(error.get("msg", "invalid")) for error in exc.errors())
         return call.render("error.html", 422, title="Not valid", detail=detail)
     except HooklineError as exc:
-        kind = problems.kind_of(exc)
-        if kind is None:
-            raise
-        return call.render("error.html", kind.status, title=kind.title, detail=str(exc))
+        return _failed(call.request, call.viewer, exc)
+
+
+def _failed(request: Request, viewer: Viewer | None, exc: HooklineError) -> Response:
+    """The error page for what the API would answer as a problem, with its status and title."""
+    kind = problems.kind_of(exc)
+    if kind is None:
+        raise exc
+    return render(request, "error.html", kind.status, viewer=viewer, title=kind.title, detail=str(exc))
 
 
 async def read_form(request: Request) -> dict[str, str]:
