@@ -63,6 +63,7 @@ def test_an_accepted_event_is_in_the_events_queue_as_the_wire_contract_says(api:
 
     assert response.status_code == 202
     assert response.json() == {"id": "evt_accepted", "type": "order.created", "timestamp": sent["timestamp"]}
+    assert response.headers["location"] == "/v1/events/evt_accepted"  # in the log once recorded
     (stored,) = stored_events(api)
     assert stored == {**sent, "routing_key": "order.created", "message_id": "evt_accepted"}
 

@@ -21,7 +21,8 @@ from fastapi.openapi.utils import get_openapi
 from workers.api import problems
 
 DESCRIPTION = (
-    "hookline's REST API: subscriptions, publishing and status. Every path but `/healthz` and "
+    "hookline's REST API: subscriptions, publishing, the delivery log, replays, dead letters, "
+    "invalid events and crashed messages, and status. Every path but `/healthz` and "
     "`/readyz` needs an API key (`hookline api-keys create`) as `Authorization: Bearer hk_…`; "
     "errors are RFC 9457 problem details. See docs/api.md."
 )

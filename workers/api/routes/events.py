@@ -24,6 +24,7 @@ import json
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
@@ -86,7 +87,9 @@ async def publish(request: Request, key: Annotated[ApiKey, Depends(api_key)]) ->
 
     async def run() -> Answer:
         await services.publisher.publish(event)
-        return Answer(202, {"id": event.id, "type": event.type, "timestamp": event.timestamp})
+        # Where the event will be once the recorder has written it (404 until then).
+        location = f"/v1/events/{quote(event.id, safe='')}"
+        return Answer(202, {"id": event.id, "type": event.type, "timestamp": event.timestamp}, location)
 
     return await answer_once(request, key, services.idempotency, run)
 
