@@ -1,4 +1,4 @@
-"""``hookline api``: serve the REST API with uvicorn on ``HOOKLINE_API_HOST``:``HOOKLINE_API_PORT``.
+"""``hookline api``: the REST API and the web console (``/console``) on HOOKLINE_API_HOST:HOOKLINE_API_PORT.
 
 One process, one event loop: publishes share one pipelined publisher, and the
 database work runs on uvicorn's thread pool. Its metrics are served on
@@ -23,7 +23,7 @@ GRACEFUL_SECONDS = 20  # below Kubernetes' default grace of 30 s (k8s/base/deplo
 
 @click.command()
 def api() -> None:
-    """Serve the REST API (docs/api.md); Ctrl-C or SIGTERM stops it."""
+    """Serve the REST API (docs/api.md) and the web console (/console); Ctrl-C or SIGTERM stops it."""
     try:
         import uvicorn  # noqa: PLC0415 - the api extra: every other command works without it
 
