@@ -430,3 +430,15 @@ def test_a_database_that_cannot_check_the_key_is_an_error_page_not_a_sign_in(tmp
     assert page.status_code == 503
     assert "text/html" in page.headers["content-type"]
     assert "The database failed" in page.text
+
+
+def test_a_search_by_subscription_and_time_offers_to_replay_that_range_and_a_read_only_key_does_not(
+    api: Api,
+) -> None:
+    asked = {"subscription_id": "sub_x", "since": "2026-01-01T00:00:00"}
+    offered = signed_in(api, api.key).get("/console/deliveries", params=asked)
+    assert "/console/replays/new?subscription_id=sub_x&amp;since=2026-01-01T00%3A00%3A00" in offered.text
+    assert (
+        "/console/replays/new"
+        not in signed_in(api, api.read_only_key).get("/console/deliveries", params=asked).text
+    )
