@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -70,7 +71,9 @@ def measure(base: str, key: str, samples: Samples, requests: int) -> dict[str, d
     """p50, p99 and max in milliseconds per page, ``requests`` of each after a warm-up."""
     figures: dict[str, dict[str, float]] = {}
     with httpx.Client(base_url=base, timeout=30) as client:
-        signed_in = client.post("/console/sign-in", data={"key": key})
+        form = re.search(r'name="form_token" value="([^"]+)"', client.get("/console/sign-in").text)
+        token = form.group(1) if form else ""
+        signed_in = client.post("/console/sign-in", data={"key": key, "form_token": token})
         if signed_in.status_code != 303:
             sys.exit(f"console_pages: sign-in answered {signed_in.status_code}")
         for name, request in pages(samples).items():
