@@ -10,7 +10,7 @@ leaving this process to the whole HTML read: the overview (queue depths and
 the last hour's deliveries counted from the log), the deliveries page with
 each filter, an event's page, a page a week deep, the subscriptions list.
 
-    .venv/bin/python tests/benchmarks/console_pages.py [--attempts 10000000] [--requests 200] [--json]
+    .venv/bin/python tests/benchmarks/console_pages.py [--attempts 10000000] [--requests 300] [--json]
 """
 
 from __future__ import annotations
