@@ -8,6 +8,7 @@ hear of it as they hear of the API's changes.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any, cast
 
 from fastapi import APIRouter
@@ -49,11 +50,11 @@ def subscriptions(call: Call) -> Response:
     state, event_type, text = call.query("state"), call.query("event_type"), call.query("q")
     after = call.query("after")
     found = _matching(call, state if state in STATES else None, event_type, text)
-    if after is not None:
+    if after is not None:  # the list is the store's, oldest first: skip up to the last one shown
         for each in found:
             if each["id"] == after:
                 break
-    shown = [each for _, each in zip(range(PAGE + 1), found, strict=False)]
+    shown = list(islice(found, PAGE + 1))  # one more than shown: whether there is a next page
     nxt = shown[PAGE - 1]["id"] if len(shown) > PAGE else None
     search = {"state": state or "", "event_type": event_type or "", "q": text or ""}
     return call.render(
