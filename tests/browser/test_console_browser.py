@@ -129,3 +129,18 @@ def test_a_read_only_key_sees_no_change_buttons_and_a_forged_change_is_refused(
     expect(page.get_by_role("heading", name="Refused")).to_be_visible()
     expect(page.get_by_role("alert")).to_contain_text("read-only")
     assert deployment.api.call("GET", f"/v1/subscriptions/{made['id']}").json()["enabled"] is True
+
+
+def test_the_console_is_used_from_the_keyboard(page: Page, deployment: Deployment) -> None:
+    page.goto(deployment.console("/sign-in"))
+    expect(page.get_by_label("API key")).to_be_focused()
+    page.keyboard.type(deployment.api.key)
+    page.keyboard.press("Enter")
+    page.wait_for_url(deployment.console("/"))
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    for _ in range(3):  # the brand, Overview, Subscriptions
+        page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Subscriptions", exact=True)).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Subscriptions", exact=True)).to_be_visible()
