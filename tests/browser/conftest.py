@@ -1,7 +1,7 @@
 """The console in a real browser: Debian's Chromium driven by Playwright, against a whole hookline.
 
 One module-wide deployment (``hookline api``, a worker, a recorder, a receiver
-on loopback) and one browser for the session. Chromium is Debian's
+on loopback) and one browser, for the module too. Chromium is Debian's
 (``apt-get install chromium``; ``.ci/run`` installs it), found on PATH or at
 ``HOOKLINE_TEST_CHROMIUM``: Playwright's own browsers cannot be downloaded here.
 Without it the tests fail, saying so: a console nobody drove is not tested.
@@ -34,8 +34,10 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium for the module, closed with it: Playwright's sync API runs an event loop on this
+    thread while it is open, which later tests' asyncio.run would find running."""
     executable = chromium_path()
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
