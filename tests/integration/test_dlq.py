@@ -138,7 +138,7 @@ def test_list_shows_every_dead_letter_with_the_total_and_leaves_them_in_the_queu
     ]
     assert "503 http_status" in rows[0]
     assert total == f"2 shown; 2 dead letters in {hookline.dead_queue}"
-    assert hookline.dead_letter_ids() == [letter.id for letter in letters]
+    assert sorted(hookline.dead_letter_ids()) == sorted(letter.id for letter in letters)  # see below
 
 
 def test_list_with_a_subscription_shows_only_that_subscriptions_dead_letters(hookline: Hookline) -> None:
@@ -161,7 +161,9 @@ def test_list_stops_at_the_limit_but_counts_the_whole_queue(hookline: Hookline) 
 
     assert [record["id"] for record in listed["dead_letters"]] == [letters[0].id, letters[1].id]
     assert listed["total"] == 5
-    assert hookline.dead_letter_ids() == [letter.id for letter in letters]
+    # All still there. In order only on classic queues: a quorum queue (RabbitMQ 3.10) puts
+    # back what a closed channel held unacked in the order it processes the returns.
+    assert sorted(hookline.dead_letter_ids()) == sorted(letter.id for letter in letters)
 
 
 def test_list_with_json_prints_every_field_as_a_program_reads_it(hookline: Hookline) -> None:
@@ -218,7 +220,7 @@ def test_show_prints_one_dead_letter_with_every_field_and_its_payload(hookline: 
     assert letter.payload in text.stdout
     assert f"last_error        {letter.last_error}" in text.stdout
     assert shown == {**letter.to_record(), "malformed": False}
-    assert hookline.dead_letter_ids() == [other.id, letter.id]
+    assert sorted(hookline.dead_letter_ids()) == sorted([other.id, letter.id])
 
 
 def test_show_of_an_unknown_id_says_so_in_one_line_and_exits_1(hookline: Hookline) -> None:
