@@ -3,7 +3,8 @@
 A queue cannot be read without taking messages off it, so every operation
 consumes with manual acks and keeps what it reads unacked. Only the messages
 an operation selects are acked; everything else returns to the queue, in its
-place, when the channel closes. A scan reads at most as many messages as the
+place on a classic queue (a quorum queue puts returns back in the order it processes them),
+when the channel closes. A scan reads at most as many messages as the
 queue held when it began (a passive declare, which also never creates a
 queue), so messages parked meanwhile cannot keep it running.
 """

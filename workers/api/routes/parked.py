@@ -7,7 +7,7 @@ then is the parked message removed) and delete one, through
 :mod:`workers.ops.dlq` and :mod:`workers.ops.parked`, answering the JSON the
 CLI prints with ``--json``. A queue cannot be read without taking its
 messages, so each request holds what it read until it answers (then the rest
-returns, in its place); requests on the same queues take turns in this
+returns); requests on the same queues take turns in this
 process, and one that ran meanwhile elsewhere (the CLI, another API process)
 may find a message missing. Read-only keys list and get; replay and delete
 need a full key (:mod:`workers.api.auth`).
