@@ -66,6 +66,8 @@ def test_a_subscription_made_in_the_console_shows_its_secret_once_and_its_delive
     assert secret not in page.content()
     screenshot(page, "subscription")
     page.get_by_role("link", name="Its deliveries").click()
+    # The event's id, not "delivered": that word is on the page before the row is (the state filter).
+    until_shown(page, "evt_console_1")
     until_shown(page, "delivered")
     screenshot(page, "deliveries")
     page.get_by_role("link", name="evt_console_1").click()
