@@ -14,6 +14,7 @@ subscription was disabled or removed is refused and stays parked.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,8 @@ from workers.ops.replay import publish_for_retry
 from workers.pipeline.deadletters import CAUSE_HEADER, REASON_HEADER, SUBSCRIPTION_HEADER, DeadLetter
 from workers.settings import Settings
 from workers.subscriptions.store import SubscriptionStore
+
+RELOOK_SECONDS = 1.0
 
 # What a message without a message_id is called (only a body that is not a dead letter lacks one).
 NO_ID = "(no message_id)"
@@ -195,6 +198,11 @@ def browse(
 
 def find(settings: Settings, dead_letter_id: str) -> Entry:
     listing = browse(settings, Selection.of_ids([dead_letter_id]), limit=1)
+    if not listing.entries:
+        # A quorum queue takes back what a reader that just closed held a moment later, and
+        # counts only what is ready: look once more before saying it is not there.
+        time.sleep(RELOOK_SECONDS)
+        listing = browse(settings, Selection.of_ids([dead_letter_id]), limit=1)
     if not listing.entries:
         raise DeadLetterNotFound(f"no dead letter with id {dead_letter_id[:100]!r} in {listing.queue}")
     return listing.entries[0]
