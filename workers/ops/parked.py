@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,7 +38,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from workers.broker.topology import DELIVERY_LIMIT, Topology
 from workers.errors import DeadLetterNotFound, ReplayRefused
 from workers.ops import queuereader
-from workers.ops.dlq import PurgeReport, Refusal, ReplayReport
+from workers.ops.dlq import RELOOK_SECONDS, PurgeReport, Refusal, ReplayReport
 from workers.ops.queuereader import Progress, Read
 from workers.pipeline.deadletters import (
     ORIGIN_QUEUE_HEADER,
@@ -131,9 +132,12 @@ def browse(
 
 
 def find(settings: Settings, kind: Kind, parked_id: str) -> Parked:
-    for entry in browse(settings, kind).entries:
-        if entry.id == parked_id:
-            return entry
+    for attempt in range(2):
+        if attempt:
+            time.sleep(RELOOK_SECONDS)  # a quorum queue takes back what a closed reader held a moment later
+        for entry in browse(settings, kind).entries:
+            if entry.id == parked_id:
+                return entry
     raise DeadLetterNotFound(f"no {kind} message with id {parked_id[:100]!r}")
 
 
