@@ -9,7 +9,6 @@ usage error (exit 2).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -22,13 +21,13 @@ from workers.cli.moments import MOMENT
 from workers.cli.output import json_option, print_json, print_record, print_table
 from workers.deliverylog.queries import (
     MAX_PAGE,
-    DeliveryHistory,
     DeliveryPage,
     EventHistory,
     StoredAttempt,
     StoredDelivery,
 )
 from workers.deliverylog.records import DeliveryState
+from workers.deliverylog.shapes import delivery_json, event_json
 from workers.deliverylog.store import LogStore, open_log_store
 from workers.errors import InvalidSubscription
 from workers.settings import Settings
@@ -56,7 +55,7 @@ def show_event(event_id: str, as_json: bool) -> None:
     with _log() as log:
         history = log.event(event_id)
     if as_json:
-        print_json(_event_json(history))
+        print_json(event_json(history))
         return
     print_record(_event_fields(history))
     for each in history.deliveries:
@@ -122,7 +121,7 @@ def show_delivery(delivery_id: str, as_json: bool) -> None:
     with _log() as log:
         history = log.delivery(delivery_id)
     if as_json:
-        print_json(_delivery_json(history, with_event=True))
+        print_json(delivery_json(history, with_event=True))
         return
     fields = history.delivery.to_record()
     fields["run"] = fields["run"] or None
@@ -225,30 +224,3 @@ def _one_line(text: str) -> str:
 
 def _time(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
-
-
-def _event_json(history: EventHistory) -> dict[str, Any]:
-    record = history.event.to_record()
-    record["payload"] = _payload(history.event.payload)
-    return {
-        "event": record,
-        "deliveries": [_delivery_json(each, with_event=False) for each in history.deliveries],
-    }
-
-
-def _delivery_json(history: DeliveryHistory, *, with_event: bool) -> dict[str, Any]:
-    record = history.delivery.to_record()
-    if with_event:
-        record["event"] = None if history.event is None else history.event.to_record(with_payload=False)
-    record["attempts"] = [attempt.to_record() for attempt in history.attempts]
-    return record
-
-
-def _payload(payload: str | None) -> Any:
-    """The webhook body as JSON (it always is), so ``jq .event.payload.data`` reads it."""
-    if payload is None:
-        return None
-    try:
-        return json.loads(payload)
-    except ValueError:
-        return payload

@@ -11,7 +11,6 @@ attempts. The log holds no secret, so a read-only key reads all of it.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -24,8 +23,8 @@ from workers.api import problems
 from workers.api.auth import api_key
 from workers.api.services import Services
 from workers.deliverylog import queries
-from workers.deliverylog.queries import DeliveryHistory, EventHistory
 from workers.deliverylog.records import DeliveryState
+from workers.deliverylog.shapes import delivery_json, event_json
 from workers.errors import (
     DeliveryNotFound,
     EventNotFound,
@@ -173,25 +172,6 @@ def get_delivery(delivery_id: str, request: Request) -> dict[str, Any]:
     return delivery_json(history, with_event=True)
 
 
-def event_json(history: EventHistory) -> dict[str, Any]:
-    """``hookline events show --json``."""
-    record = history.event.to_record()
-    record["payload"] = _payload(history.event.payload)
-    return {
-        "event": record,
-        "deliveries": [delivery_json(each, with_event=False) for each in history.deliveries],
-    }
-
-
-def delivery_json(history: DeliveryHistory, *, with_event: bool) -> dict[str, Any]:
-    """``hookline deliveries show --json`` (with its event), or a delivery of ``events show``."""
-    record = history.delivery.to_record()
-    if with_event:
-        record["event"] = None if history.event is None else history.event.to_record(with_payload=False)
-    record["attempts"] = [attempt.to_record() for attempt in history.attempts]
-    return record
-
-
 def utc(moment: datetime | None, location: tuple[str, str]) -> datetime | None:
     """``moment`` in UTC; 422 naming ``location`` (``("query", "since")``) if that is out of range."""
     if moment is None:
@@ -206,16 +186,6 @@ def utc(moment: datetime | None, location: tuple[str, str]) -> datetime | None:
 def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
-
-
-def _payload(payload: str | None) -> Any:
-    """The webhook body as JSON (it always is), so ``jq .event.payload.data`` reads it."""
-    if payload is None:
-        return None
-    try:
-        return json.loads(payload)
-    except ValueError:
-        return payload
 
 
 def _refused_cursor(cursor: str) -> JSONResponse | None:
