@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,7 @@ from support.processes import messages, queue_exists, run_hookline, run_json, wa
 from producer.settings import redacted_url
 from workers.broker.topology import RETRY_ACTOR, Topology
 from workers.cli import cli
-from workers.errors import DeadLetterError
+from workers.errors import DeadLetterError, DeadLetterNotFound
 from workers.ops import dlq
 from workers.pipeline.deadletters import DeadLetter
 from workers.pipeline.delivery import Delivery
@@ -230,6 +231,36 @@ def test_show_of_an_unknown_id_says_so_in_one_line_and_exits_1(hookline: Hooklin
 
     assert result.returncode == 1
     assert result.stderr == f"hookline: no dead letter with id 'dl_nonexistent' in {hookline.dead_queue}\n"
+
+
+def test_show_finds_a_dead_letter_that_another_reader_gives_back_while_it_looks(hookline: Hookline) -> None:
+    letter = dead_letter(hookline.subscription())
+    hookline.park(letter)
+    settings = Settings()
+    holder = pika.BlockingConnection(pika.URLParameters(hookline.amqp_url))
+    held = holder.channel()
+    assert held.basic_get(hookline.dead_queue)[0] is not None  # taken, unacked: not counted as ready
+    closing = threading.Timer(0.3, holder.close)
+
+    closing.start()
+    found = dlq.find(settings, letter.id)
+    closing.join()
+
+    assert found.id == letter.id
+
+
+def test_show_of_an_unknown_id_answers_without_waiting_when_no_one_else_reads_the_queue(
+    hookline: Hookline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hookline.park(dead_letter(hookline.subscription()))
+    settings = Settings()
+    waits: list[float] = []
+    monkeypatch.setattr(dlq.time, "sleep", waits.append)
+
+    with pytest.raises(DeadLetterNotFound):
+        dlq.find(settings, "dl_nonexistent")
+
+    assert waits == []
 
 
 def test_replay_by_id_moves_the_dead_letter_to_the_retries_queue_as_attempt_1_of_the_retry_actor(

@@ -33,6 +33,7 @@ from workers.pipeline.deadletters import CAUSE_HEADER, REASON_HEADER, SUBSCRIPTI
 from workers.settings import Settings
 from workers.subscriptions.store import SubscriptionStore
 
+# How long a lookup waits, when another reader held the queue, before looking once more.
 RELOOK_SECONDS = 1.0
 
 # What a message without a message_id is called (only a body that is not a dead letter lacks one).
@@ -143,6 +144,7 @@ class Listing:
     queue: str
     total: int  # messages in the queue when the listing began
     entries: list[Entry]
+    others_reading: bool = False  # another reader held some of them back when it began
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,20 +189,20 @@ def browse(
     queue = Topology.from_settings(settings).dead_letters_queue
     entries: list[Entry] = []
     with _channel(settings) as channel:
-        total = message_count(channel, queue)
-        for _tag, entry in _scan(channel, queue, total, on_progress):
+        before = queuereader.depth(channel, queue)
+        for _tag, entry in _scan(channel, queue, before.ready, on_progress):
             if selection.matches(entry):
                 entries.append(entry)
             if len(entries) == limit:
                 break
-    return Listing(queue, total, entries)
+    return Listing(queue, before.ready, entries, others_reading=before.readers > 0)
 
 
 def find(settings: Settings, dead_letter_id: str) -> Entry:
     listing = browse(settings, Selection.of_ids([dead_letter_id]), limit=1)
-    if not listing.entries:
-        # A quorum queue takes back what a reader that just closed held a moment later, and
-        # counts only what is ready: look once more before saying it is not there.
+    if not listing.entries and listing.others_reading:
+        # What another reader holds (one that is closing, say: `dlq list` just before) is
+        # not counted until it is back: look once more before saying it is not there.
         time.sleep(RELOOK_SECONDS)
         listing = browse(settings, Selection.of_ids([dead_letter_id]), limit=1)
     if not listing.entries:

@@ -116,6 +116,7 @@ class Parked:
 class Listing:
     totals: dict[str, int]  # each queue's count when the listing began
     entries: list[Parked]
+    others_reading: bool = False  # another reader held some back when it began
 
 
 def browse(
@@ -123,29 +124,36 @@ def browse(
 ) -> Listing:
     """The parked messages of ``kind``, oldest first per queue, up to ``limit``; none leaves its queue."""
     entries: list[Parked] = []
-    totals = count(settings, kind)
+    depths = _depths(settings, kind)
+    totals = {queue: depth.ready for queue, depth in depths.items()}
     for _read, entry in _scan_all(settings, totals, on_progress):
         entries.append(entry)
         if len(entries) == limit:
             break
-    return Listing(totals, entries)
+    return Listing(totals, entries, others_reading=any(depth.readers for depth in depths.values()))
 
 
 def find(settings: Settings, kind: Kind, parked_id: str) -> Parked:
     for attempt in range(2):
-        if attempt:
-            time.sleep(RELOOK_SECONDS)  # a quorum queue takes back what a closed reader held a moment later
-        for entry in browse(settings, kind).entries:
+        listing = browse(settings, kind)
+        for entry in listing.entries:
             if entry.id == parked_id:
                 return entry
+        if attempt or not listing.others_reading:
+            break
+        time.sleep(RELOOK_SECONDS)  # what another reader holds is counted once it is back (see dlq.find)
     raise DeadLetterNotFound(f"no {kind} message with id {parked_id[:100]!r}")
 
 
 def count(settings: Settings, kind: Kind) -> dict[str, int]:
     """How many messages each queue of ``kind`` holds now."""
+    return {queue: depth.ready for queue, depth in _depths(settings, kind).items()}
+
+
+def _depths(settings: Settings, kind: Kind) -> dict[str, queuereader.Depth]:
     names = queues(Topology.from_settings(settings), kind)
     with queuereader.channel(settings.amqp_url, f"{kind} messages") as channel:
-        return {queue: queuereader.message_count(channel, queue) for queue in names}
+        return {queue: queuereader.depth(channel, queue) for queue in names}
 
 
 def replay(

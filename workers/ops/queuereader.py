@@ -71,9 +71,28 @@ def channel(amqp_url: str, what: str) -> Iterator[BlockingChannel]:
                 connection.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Depth:
+    """What a passive declare says of a queue: messages ready, and readers (consumers) attached.
+
+    A quorum queue counts only ready messages, and takes back what a reader held
+    when that reader's consumer goes, in the same step: while ``readers`` is 0,
+    nothing is out being returned, so ``ready`` is everything the queue holds.
+    """
+
+    ready: int
+    readers: int
+
+
+def depth(channel: BlockingChannel, queue: str) -> Depth:
+    """``queue``'s depth now; a missing queue closes the channel with 404."""
+    method = channel.queue_declare(queue, passive=True).method
+    return Depth(method.message_count, method.consumer_count)
+
+
 def message_count(channel: BlockingChannel, queue: str) -> int:
-    """How many messages ``queue`` holds now; a missing queue closes the channel with 404."""
-    return channel.queue_declare(queue, passive=True).method.message_count
+    """How many messages ``queue`` holds ready now; a missing queue closes the channel with 404."""
+    return depth(channel, queue).ready
 
 
 def scan(
