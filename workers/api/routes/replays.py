@@ -133,7 +133,7 @@ def replay_delivery(delivery_id: str, request: Request) -> JSONResponse:
     except LogEntryNotFound as exc:
         raise DeliveryNotFound(str(exc)) from exc
     subscription_id = history.delivery.subscription_id
-    _check_enabled(services, subscription_id, removed_is_refused=True)
+    check_enabled(services, subscription_id, removed_is_refused=True)
     candidate = _candidate(history)
     planned = Plan(subscription_id, candidate.received_at, None, "all", [candidate])
     report = operations.replay(services.settings, planned)
@@ -166,7 +166,7 @@ async def start_replay(
 
     async def run() -> Answer:
         await run_in_threadpool(services.migrated_log)
-        await run_in_threadpool(_check_enabled, services, asked.subscription_id)
+        await run_in_threadpool(check_enabled, services, asked.subscription_id)
         job = ReplayJob.model_validate(services.replays.start(asked)).model_dump(mode="json")
         return Answer(202, job, location=f"{router.prefix}/replays/{job['id']}")
 
@@ -199,11 +199,14 @@ def _request_of(body: NewReplay) -> ReplayRequest:
     return ReplayRequest(body.subscription_id, since, until, body.state, body.dry_run)
 
 
-def _check_enabled(services: Services, subscription_id: str, *, removed_is_refused: bool = False) -> None:
-    """ReplayError for a disabled subscription (its deliveries would only become dead letters).
+def check_enabled(services: Services, subscription_id: str, *, removed_is_refused: bool = False) -> None:
+    """Refuse a replay to ``subscription_id`` unless it is enabled: ReplayError (409) if it is disabled.
 
-    A removed one is SubscriptionNotFound (404), or, replaying a delivery that
-    exists, a ReplayError too.
+    Its deliveries would only become dead letters. A removed one is
+    SubscriptionNotFound (404), or, with ``removed_is_refused`` (replaying a
+    delivery that exists), a ReplayError too. Public because every way to
+    start a replay (these routes, the console's range replay) must refuse the
+    same subscriptions with the same words.
     """
     try:
         subscription = services.subscriptions.get(subscription_id)

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from workers.api.replayjobs import ReplayRequest
 from workers.api.routes.history import StateName, get_delivery, get_event, list_deliveries
-from workers.api.routes.replays import _check_enabled
+from workers.api.routes.replays import check_enabled
 from workers.api.routes.replays import replay_delivery as replay_route
 from workers.console.handling import Call, page
 from workers.ops import replay as operations
@@ -90,7 +90,7 @@ def start_range(call: Call) -> Response:
     asked = _range(call.form.get)
     services = call.request.app.state.services
     services.migrated_log()
-    _check_enabled(services, asked.subscription_id)  # the route's own check, not a copy
+    check_enabled(services, asked.subscription_id)  # the route's own check, not a copy
     job = services.replays.start(asked)
     return call.redirect(f"/replays/{job['id']}")
 
