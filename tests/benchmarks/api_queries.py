@@ -207,6 +207,18 @@ def cases(samples: Samples) -> dict[str, Callable[[], tuple[str, dict[str, Any]]
             "/v1/deliveries",
             {"subscription_id": pick(samples.subscriptions), "state": "dead_lettered"},
         ),
+        "?subscription_id&event_type=<any of 20>": lambda: (
+            "/v1/deliveries",
+            {"subscription_id": pick(samples.subscriptions), "event_type": pick(EVENT_TYPES)},
+        ),
+        "?subscription_id&event_type=<any of 20>&state=delivered": lambda: (
+            "/v1/deliveries",
+            {
+                "subscription_id": pick(samples.subscriptions),
+                "event_type": pick(EVENT_TYPES),
+                "state": "delivered",
+            },
+        ),
         "?subscription_id&event_type=invoice.*&state=retrying (none)": lambda: (
             "/v1/deliveries",
             {"subscription_id": pick(samples.subscriptions), "event_type": "invoice.*", "state": "retrying"},
