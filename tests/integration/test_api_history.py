@@ -195,8 +195,12 @@ def test_a_bad_pattern_and_a_time_without_offset_are_refused_naming_each_paramet
     assert [error["parameter"] for error in naive["errors"]] == ["since"]
 
 
-def test_the_status_shows_the_log_queue_s_backlog_and_its_recorders(api: Api) -> None:
+def test_the_status_shows_the_log_queue_s_backlog_its_recorders_and_how_far_behind_their_last_write_was(
+    api: Api,
+) -> None:
     log = api.call("GET", "/v1/status", key=api.read_only_key).json()["log"]
+    written_at = datetime.fromisoformat(log.pop("last_write_at")).timestamp()
+    lag = log.pop("lag_seconds")
 
     assert log == {
         "enabled": True,
@@ -204,4 +208,7 @@ def test_the_status_shows_the_log_queue_s_backlog_and_its_recorders(api: Api) ->
         "messages": 0,
         "recorders": 0,
         "invalid": 0,
+        "error": None,
     }
+    assert NOW <= written_at < NOW + 60  # the seed's write, made when the module began
+    assert written_at - (NOW - 60 * MINUTE) == pytest.approx(lag, abs=0.01)  # its oldest record: evt_old

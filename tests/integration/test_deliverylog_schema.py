@@ -45,9 +45,9 @@ def pg_engine(postgres_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def test_migrate_log_applies_its_revision_once_then_nothing(engine_on: Engine) -> None:
-    assert migrate_log(engine_on) == ["log_0001"]
-    assert head_revision() == "log_0001"
+def test_migrate_log_applies_its_revisions_once_then_nothing(engine_on: Engine) -> None:
+    assert migrate_log(engine_on) == ["log_0001", "log_0002", "log_0003"]
+    assert head_revision() == "log_0003"
     assert migrate_log(engine_on) == []
 
 
@@ -114,7 +114,10 @@ def test_setup_migrates_a_log_database_of_its_own_readable_by_its_owner_only(
 
     first, second = run_json(env, "setup"), run_json(env, "setup")
 
-    assert (first["log_database"], first["log_migrations_applied"]) == (f"sqlite:///{log_file}", ["log_0001"])
+    assert (first["log_database"], first["log_migrations_applied"]) == (
+        f"sqlite:///{log_file}",
+        ["log_0001", "log_0002", "log_0003"],
+    )
     assert second["log_migrations_applied"] == []
     assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
 

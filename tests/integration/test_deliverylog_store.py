@@ -60,6 +60,15 @@ def rows(engine: Engine, table: str) -> int:
         return connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()  # noqa: S608 - test tables
 
 
+def test_each_batch_notes_when_it_was_written_and_how_old_its_oldest_record_was(log: LogStore) -> None:
+    before = log.progress()
+    log.write(story(at=T0 - 90))
+    log.write([])  # a write without records only asks whether the database answers
+
+    assert (before.written_at, before.lag_seconds) == (None, None)
+    assert (log.progress().written_at, log.progress().lag_seconds) == (NOW, 90.0)
+
+
 def test_a_batch_written_twice_is_written_once(log: LogStore, log_engine: Engine) -> None:
     first = log.write(story())
     second = log.write(story())

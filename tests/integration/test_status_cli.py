@@ -7,8 +7,12 @@ from collections.abc import Iterator
 import pika
 import pytest
 from pytest_httpserver import HTTPServer
+from support.logrecords import NOW, T0, event
 from support.processes import run_hookline, run_json
 from support.publishing import publish
+
+from workers.deliverylog.store import LogStore
+from workers.subscriptions import db
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +139,19 @@ def test_status_shows_the_delivery_logs_backlog_and_the_recorders_lag(
     text = run_hookline(ready, "status", "--recorder-url", url).stdout
     assert f"delivery log: 2 messages waiting in {ready['HOOKLINE_QUEUE_PREFIX']}.log, 0 recorders" in text
     assert "recorder (1 metrics pages): lag 2.5 s, records written attempt 12, event 10" in text
+
+
+def test_status_shows_when_the_recorders_last_wrote_and_how_far_behind_they_were_then(
+    ready: dict[str, str],
+) -> None:
+    engine = db.create_engine(ready["HOOKLINE_DATABASE_URL"])
+    try:
+        LogStore(engine, clock=lambda: NOW).write([event("evt_1", at=T0 - 42)])
+    finally:
+        engine.dispose()
+
+    log = run_json(ready, "status")["log"]
+    text = run_hookline(ready, "status").stdout
+
+    assert (log["last_write_at"], log["lag_seconds"], log["error"]) == (NOW.isoformat(), 42.0, None)
+    assert f"recorders: last wrote at {NOW.isoformat()}, 42.0 s behind then" in text

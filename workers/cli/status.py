@@ -4,9 +4,10 @@ Queue depths come from the broker, subscription states from the database. The
 recent success ratio, breakers and in-flight counts come from worker pods'
 ``/metrics`` pages (``--metrics-url``), read twice ``--window`` seconds apart:
 the ratio is over deliveries those pods finished in between. The delivery log's
-backlog is the log queue's depth; how far behind the recorders are comes from
-their ``/metrics`` pages (``--recorder-url``). Whatever cannot be read is shown
-as such, and the command then exits 1.
+backlog is the log queue's depth; how far behind the recorders were at their
+last write comes from the log's database (each batch notes it), and their
+``/metrics`` pages (``--recorder-url``) add their live lag and counters.
+Whatever cannot be read is shown as such, and the command then exits 1.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import click
 from producer.settings import load, redacted_url
 from workers.broker.topology import Topology
 from workers.cli.output import json_option, print_json, print_table
+from workers.deliverylog.store import LogStore
 from workers.errors import HooklineError
 from workers.ops import scrape
 from workers.ops.queue_stats import ROLES, QueueReader
@@ -54,8 +56,8 @@ from workers.subscriptions.store import SubscriptionStore
 def status(
     metrics_urls: tuple[str, ...], window: float, recorder_urls: tuple[str, ...], as_json: bool
 ) -> None:
-    """Queue depths, dead letters, subscriptions, the delivery log's backlog, and (with --metrics-url
-    and --recorder-url) the recent success ratio and the recorders' lag."""
+    """Queue depths, dead letters, subscriptions, the delivery log's backlog and the recorders' last
+    write, and (with --metrics-url and --recorder-url) the recent success ratio and the recorders' lag."""
     settings = load(Settings)
     broker = broker_report(settings)
     report = {
@@ -135,9 +137,24 @@ def log_report(settings: Settings, broker: dict[str, Any], recorder_urls: list[s
         "messages": log.get("messages"),
         "recorders": log.get("consumers"),
         "invalid": (queues.get("invalid_log") or {}).get("messages"),
+        **_progress(settings),
         "recorder": recorder_report(recorder_urls) if recorder_urls else None,
     }
-    return {**report, "error": (report["recorder"] or {}).get("error")}
+    return {**report, "error": report.pop("progress_error") or (report["recorder"] or {}).get("error")}
+
+
+def _progress(settings: Settings) -> dict[str, Any]:
+    """When the recorders last wrote, and how far behind they were then (from the log's database)."""
+    try:
+        store = LogStore.open(settings)
+    except HooklineError as exc:
+        return {"last_write_at": None, "lag_seconds": None, "progress_error": str(exc)}
+    try:
+        return {**store.progress().to_record(), "progress_error": None}
+    except HooklineError as exc:
+        return {"last_write_at": None, "lag_seconds": None, "progress_error": str(exc)}
+    finally:
+        store.close()
 
 
 def recorder_report(urls: list[str]) -> dict[str, Any]:
@@ -213,6 +230,10 @@ def _print_log(log: dict[str, Any]) -> None:
             f"{recorders} recorder{'' if recorders == 1 else 's'} consuming{invalid}"
         )
     recorder = log["recorder"]
+    if log["error"] and log["error"] != (recorder or {}).get("error"):
+        click.echo(f"delivery log: ERROR {log['error']}")
+    elif log["last_write_at"] is not None:
+        click.echo(f"recorders: last wrote at {log['last_write_at']}, {log['lag_seconds']:.1f} s behind then")
     if recorder is None:
         return
     if recorder["error"]:

@@ -22,7 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from workers.deliverylog.records import DeliveryState
-from workers.deliverylog.tables import attempts_table, deliveries_table, events_table, payloads_table
+from workers.deliverylog.tables import (
+    attempts_table,
+    deliveries_table,
+    events_table,
+    payloads_table,
+    writer_table,
+)
 from workers.errors import LogEntryNotFound
 from workers.subscriptions.patterns import is_wildcard, matches, validate_pattern
 
@@ -159,6 +165,18 @@ class DeliveryPage:
 
 
 @dataclass(frozen=True, slots=True)
+class WriterProgress:
+    """Where the recorders stand: the last batch with records, and how old its oldest record was then."""
+
+    written_at: datetime | None  # None: nothing written yet (or by a recorder before log_0003)
+    lag_seconds: float | None
+
+    def to_record(self) -> dict[str, Any]:
+        written_at = None if self.written_at is None else self.written_at.isoformat()
+        return {"last_write_at": written_at, "lag_seconds": self.lag_seconds}
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayCandidate:
     """The latest run of one event's delivery to a subscription, with the event as stored.
 
@@ -249,6 +267,14 @@ def states_since(connection: Connection, since: datetime) -> dict[str, int]:
         sa.select(table.c.state, sa.func.count()).where(table.c.received_at >= since).group_by(table.c.state)
     )
     return {str(state): int(count) for state, count in connection.execute(query)}
+
+
+def writer_progress(connection: Connection) -> WriterProgress:
+    """What the last batch of records noted in ``log_writer`` (see :mod:`workers.deliverylog.writer`)."""
+    row = connection.execute(sa.select(writer_table.c.written_at, writer_table.c.lag_seconds)).first()
+    if row is None:
+        return WriterProgress(None, None)
+    return WriterProgress(row.written_at, None if row.lag_seconds is None else float(row.lag_seconds))
 
 
 def replay_candidates(

@@ -108,6 +108,15 @@ class StateRecord:
 Record = EventRecord | AttemptRecord | StateRecord
 
 
+def happened_at(record: Record) -> float:
+    """When what a record describes happened (Unix seconds): what a recorder's lag is measured from."""
+    if isinstance(record, EventRecord):
+        return record.received_at
+    if isinstance(record, AttemptRecord):
+        return record.started_at
+    return record.at
+
+
 def response_excerpt(body: bytes | None) -> str | None:
     """What the log keeps of a response body: its first bytes, as text whatever they are."""
     if not body:

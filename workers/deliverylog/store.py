@@ -74,17 +74,18 @@ class LogStore:
 
     def write(self, records: Sequence[Record]) -> WriteReport:
         """Write a batch in one transaction, each record once, states only forward (see ``writer``)."""
-        keep_since = self._clock() - self._retention
+        now = self._clock()
+        keep_since = now - self._retention
         try:
             with self._transaction() as connection:
-                return self._writer.write(connection, records, keep_since=keep_since)
+                return self._writer.write(connection, records, keep_since=keep_since, now=now)
         except LogStoreError as exc:
             if _sqlstate(exc) != _NO_PARTITION:
                 raise
         # Retention, in another process, dropped a day this writer thought it had: once more, afresh.
         self._writer.forget_partitions()
         with self._transaction() as connection:
-            return self._writer.write(connection, records, keep_since=keep_since)
+            return self._writer.write(connection, records, keep_since=keep_since, now=now)
 
     def event(self, event_id: str) -> EventHistory:
         """An event with its payload and every delivery with its attempts; LogEntryNotFound if unknown."""
@@ -124,6 +125,11 @@ class LogStore:
         """Deliveries of the events received since ``since``, counted by state."""
         with self._transaction() as connection:
             return queries.states_since(connection, since)
+
+    def progress(self) -> queries.WriterProgress:
+        """When the recorders last wrote a batch, and how far behind they were then."""
+        with self._transaction() as connection:
+            return queries.writer_progress(connection)
 
     def replay_candidates(
         self,

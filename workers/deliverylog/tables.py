@@ -35,7 +35,7 @@ _BY_DAY = f"RANGE ({PARTITION_COLUMN})"
 
 metadata = sa.MetaData()
 
-# Mirrors migration log_0001; tests/integration/test_deliverylog_schema.py checks they agree.
+# Mirrors migrations log_0001 to log_0003; tests/integration/test_deliverylog_schema.py checks they agree.
 events_table = sa.Table(
     "log_events",
     metadata,
@@ -81,6 +81,17 @@ deliveries_table = sa.Table(
     sa.Index("ix_log_deliveries_subscription_state", "subscription_id", "state", "received_at", "id"),
     sa.Index("ix_log_deliveries_state", "state", "received_at", "id"),
     sa.Index("ix_log_deliveries_event_type", "event_type", "received_at", "id"),
+    # Two filters no index above serves together (migration log_0002): without these, a type and
+    # state holding nothing means reading every delivery in the state, or the subscription's.
+    sa.Index("ix_log_deliveries_event_type_state", "event_type", "state", "received_at", "id"),
+    sa.Index(
+        "ix_log_deliveries_subscription_event_type_state",
+        "subscription_id",
+        "event_type",
+        "state",
+        "received_at",
+        "id",
+    ),
     sa.Index("ix_log_deliveries_event_id", "event_id"),
     postgresql_partition_by=_BY_DAY,
 )
@@ -109,6 +120,9 @@ writer_table = sa.Table(
     metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
     sa.Column("batches", sa.BigInteger(), nullable=False),
+    # The last batch that held records (migration log_0003): when, and how old its oldest record was.
+    sa.Column("written_at", UTCDateTime(), nullable=True),
+    sa.Column("lag_seconds", sa.Float(), nullable=True),
 )
 
 # The tables partitioned by day on PostgreSQL, in the order a day's partitions are created.

@@ -9,7 +9,9 @@ key it wrote before, and only events are ever looked up. One batch is one
 transaction that:
 
 1. takes the writers' turn (an upsert of the one row of ``log_writer``, held
-   until commit), so that two writers never both decide that an event is new;
+   until commit), so that two writers never both decide that an event is new,
+   and notes there when it wrote and how old its oldest record was then
+   (the recorders' lag, as ``GET /v1/status`` shows it);
 2. reads, for each event the batch names, the row the log already has: near
    the record's own time for an event record (a second fan-out comes minutes
    after the first), anywhere for an event named only by attempts (a retry
@@ -39,7 +41,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from workers.deliverylog import partitions
-from workers.deliverylog.records import AttemptRecord, EventRecord, Record, StateRecord, delivery_id
+from workers.deliverylog.records import (
+    AttemptRecord,
+    EventRecord,
+    Record,
+    StateRecord,
+    delivery_id,
+    happened_at,
+)
 from workers.deliverylog.tables import (
     attempts_table,
     deliveries_table,
@@ -106,10 +115,10 @@ class Writer:
         self._days.clear()
 
     def write(
-        self, connection: Connection, records: Sequence[Record], *, keep_since: datetime
+        self, connection: Connection, records: Sequence[Record], *, keep_since: datetime, now: datetime
     ) -> WriteReport:
         """Write ``records`` in the transaction of ``connection``; see the module docstring."""
-        self._take_turn(connection)
+        self._take_turn(connection, records, now)
         plan = _plan(connection, records, keep_since)
         self._ensure_partitions(connection, plan.filed.values())
         self._insert_new(connection, events_table, plan.stubs)
@@ -120,12 +129,16 @@ class Writer:
             expired=plan.expired,
         )
 
-    def _take_turn(self, connection: Connection) -> None:
+    def _take_turn(self, connection: Connection, records: Sequence[Record], now: datetime) -> None:
         # Holds the row lock until commit: on SQLite it also takes the write lock before any read,
         # so this transaction never has to upgrade a read snapshot that another writer made stale.
-        statement = self._insert(writer_table).values(id=1, batches=1)
+        progress: dict[str, Any] = {}
+        if records:  # an empty write only asks whether the database answers
+            oldest = min(happened_at(record) for record in records)
+            progress = {"written_at": now, "lag_seconds": max(0.0, now.timestamp() - oldest)}
+        statement = self._insert(writer_table).values(id=1, batches=1, **progress)
         statement = statement.on_conflict_do_update(
-            index_elements=[writer_table.c.id], set_={"batches": writer_table.c.batches + 1}
+            index_elements=[writer_table.c.id], set_={"batches": writer_table.c.batches + 1, **progress}
         )
         connection.execute(statement)
 

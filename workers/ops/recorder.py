@@ -42,7 +42,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from workers.broker.nodes import Nodes
 from workers.broker.topology import Topology
-from workers.deliverylog.records import AttemptRecord, EventRecord, Record, decode
+from workers.deliverylog.records import Record, decode, happened_at
 from workers.errors import RecorderError, describe_cause
 from workers.observability import metrics
 from workers.observability.logs import get_logger
@@ -99,7 +99,7 @@ class _Batch:
             self.since = time.monotonic()
         self.messages.append(message)
         self.records += len(message.records)
-        times = [record_time(record) for record in message.records]
+        times = [happened_at(record) for record in message.records]
         if times:
             self.oldest = min([*times, self.oldest] if self.oldest is not None else times)
 
@@ -110,15 +110,6 @@ class _Batch:
 
     def all_records(self) -> list[Record]:
         return [record for message in self.messages for record in message.records]
-
-
-def record_time(record: Record) -> float:
-    """When what a record describes happened (Unix seconds): what the recorder's lag is measured from."""
-    if isinstance(record, EventRecord):
-        return record.received_at
-    if isinstance(record, AttemptRecord):
-        return record.started_at
-    return record.at
 
 
 @dataclass(frozen=True)

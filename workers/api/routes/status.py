@@ -3,10 +3,10 @@
 Whatever cannot be read is reported as such (``error``), and the rest is still
 answered: the status of a deployment is most wanted when part of it is down.
 The delivery log's part is the log queue's depth and its recorders, read from
-the broker with the rest. How far behind the recorders are is on their own
-``/metrics`` pages (``hookline_recorder_lag_seconds``), which Prometheus reads
-and ``hookline status --recorder-url`` shows: recorders are pods without a
-Service, which the API could not find or reach.
+the broker with the rest, and how far behind the recorders were at their last
+write, which each batch notes in the log's database (recorders are pods
+without a Service, which the API could not find or reach; each also serves
+``hookline_recorder_lag_seconds`` on its own ``/metrics``, for Prometheus).
 """
 
 from __future__ import annotations
@@ -49,6 +49,15 @@ class Log(BaseModel):
     messages: int | None = Field(description="Messages of records waiting there; null if the broker failed.")
     recorders: int | None = Field(description="Recorders consuming it; 0: nothing writes the log.")
     invalid: int | None = Field(description="Messages the recorders could not read or write, parked.")
+    last_write_at: str | None = Field(
+        description="When a recorder last wrote a batch of records (ISO 8601, UTC); null: never."
+    )
+    lag_seconds: float | None = Field(
+        description="How old the oldest record of that batch was when it was written: how far behind "
+        "the recorders were. It is not updated while nothing is written: an old last_write_at with "
+        "messages waiting means the recorders are stuck or gone."
+    )
+    error: str | None = Field(description="Why the log's database could not be read, if it could not.")
 
 
 class Status(BaseModel):
@@ -93,4 +102,12 @@ def _log(services: Services, broker: dict[str, Any]) -> dict[str, Any]:
         "messages": log.get("messages"),
         "recorders": log.get("consumers"),
         "invalid": (queues.get("invalid_log") or {}).get("messages"),
+        **_progress(services),
     }
+
+
+def _progress(services: Services) -> dict[str, Any]:
+    try:
+        return {**services.migrated_log().progress().to_record(), "error": None}
+    except HooklineError as exc:
+        return {"last_write_at": None, "lag_seconds": None, "error": str(exc)}
