@@ -409,6 +409,62 @@ def test_the_overview_counts_what_became_of_the_last_hours_deliveries(api: Api) 
     assert " a minute" in page.text
 
 
+def test_the_overview_names_the_subscriptions_an_open_breaker_refused_in_the_last_minutes(api: Api) -> None:
+    refused = subscription_via_api(api, url="https://refused.example.com/hook")
+    earlier = subscription_via_api(api, url="https://earlier.example.com/hook")
+    now = time.time()
+    write_log(
+        api,
+        [
+            event_record("evt_breaker_now", at=now - 120),
+            attempt(
+                "evt_breaker_now",
+                refused["id"],
+                3,
+                at=now - 30,
+                state=DeliveryState.RETRYING,
+                reason="circuit_open",
+            ),
+            event_record("evt_breaker_then", at=now - 3600),
+            attempt(
+                "evt_breaker_then",
+                earlier["id"],
+                2,
+                at=now - 3600,
+                state=DeliveryState.RETRYING,
+                reason="circuit_open",
+            ),
+        ],
+    )
+
+    section = card(signed_in(api, api.read_only_key).get("/console/"), "breakers")
+
+    assert refused["id"] in section
+    assert "https://refused.example.com/hook" in section
+    assert earlier["id"] not in section
+
+
+def test_the_overview_shows_when_the_recorders_last_wrote_and_how_far_behind_they_were(api: Api) -> None:
+    now = time.time()
+    write_log(api, [event_record("evt_lag", at=now - 12)])
+
+    shown = re.sub(r"<[^>]+>", "", card(signed_in(api, api.read_only_key).get("/console/"), "recorder-lag"))
+
+    behind = re.search(r"([\d.]+) s behind then", shown)
+    assert behind is not None, shown
+    assert 12 <= float(behind.group(1)) < 12 + 60
+    assert "just now" in shown or "s ago" in shown
+
+
+def card(page: httpx.Response, element_id: str) -> str:
+    """The markup of the element with that id, up to its closing tag."""
+    assert page.status_code == 200, page.text
+    start = page.text.index(f'id="{element_id}"')
+    tag = page.text.rfind("<", 0, start)
+    name = page.text[tag + 1 : start].split()[0]
+    return page.text[start : page.text.index(f"</{name}>", start)]
+
+
 def test_a_deleted_subscription_is_gone(api: Api) -> None:
     made = subscription_via_api(api)
     browser = signed_in(api, api.key)

@@ -31,6 +31,7 @@ from workers.deliverylog.tables import (
 )
 from workers.errors import LogEntryNotFound
 from workers.subscriptions.patterns import is_wildcard, matches, validate_pattern
+from workers.vocabulary import Reason
 
 MAX_PAGE = 1000
 # Events a replay reads per query: what one round trip fetches while the replay sends the last.
@@ -177,6 +178,15 @@ class WriterProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class BreakerRefusals:
+    """A subscription whose deliveries an open circuit breaker refused last, lately."""
+
+    subscription_id: str
+    deliveries: int  # deliveries whose last attempt it refused
+    last_refused_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayCandidate:
     """The latest run of one event's delivery to a subscription, with the event as stored.
 
@@ -267,6 +277,25 @@ def states_since(connection: Connection, since: datetime) -> dict[str, int]:
         sa.select(table.c.state, sa.func.count()).where(table.c.received_at >= since).group_by(table.c.state)
     )
     return {str(state): int(count) for state, count in connection.execute(query)}
+
+
+def refused_by_open_breakers(connection: Connection, since: datetime, *, limit: int) -> list[BreakerRefusals]:
+    """The subscriptions with deliveries whose last attempt, since ``since``, an open breaker refused.
+
+    Workers keep their breakers in memory, so this is what the log knows of them: a breaker refuses
+    an attempt at once (reason ``circuit_open``) until it lets one through. Most recent first;
+    ``ix_log_deliveries_circuit_open`` holds only those deliveries.
+    """
+    table = deliveries_table
+    last = sa.func.max(table.c.last_attempt_at)
+    query = (
+        sa.select(table.c.subscription_id, sa.func.count(), last)
+        .where(table.c.last_reason == str(Reason.CIRCUIT_OPEN), table.c.last_attempt_at >= since)
+        .group_by(table.c.subscription_id)
+        .order_by(last.desc())
+        .limit(limit)
+    )
+    return [BreakerRefusals(str(sub), int(count), at) for sub, count, at in connection.execute(query)]
 
 
 def writer_progress(connection: Connection) -> WriterProgress:

@@ -126,6 +126,11 @@ class LogStore:
         with self._transaction() as connection:
             return queries.states_since(connection, since)
 
+    def refused_by_open_breakers(self, since: datetime, *, limit: int = 20) -> list[queries.BreakerRefusals]:
+        """Subscriptions whose deliveries an open circuit breaker refused last, since ``since``."""
+        with self._transaction() as connection:
+            return queries.refused_by_open_breakers(connection, since, limit=limit)
+
     def progress(self) -> queries.WriterProgress:
         """When the recorders last wrote a batch, and how far behind they were then."""
         with self._transaction() as connection:

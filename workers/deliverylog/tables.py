@@ -27,11 +27,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from workers.subscriptions.db import UTCDateTime
+from workers.vocabulary import Reason
 
 VERSION_TABLE = "hookline_log_version"
 # Partitioned by day of this column on PostgreSQL (postgresql_partition_by is ignored elsewhere).
 PARTITION_COLUMN = "received_at"
 _BY_DAY = f"RANGE ({PARTITION_COLUMN})"
+CIRCUIT_OPEN_WHERE = f"last_reason = '{Reason.CIRCUIT_OPEN}'"
 
 metadata = sa.MetaData()
 
@@ -93,6 +95,13 @@ deliveries_table = sa.Table(
         "id",
     ),
     sa.Index("ix_log_deliveries_event_id", "event_id"),
+    # Only the deliveries an open circuit breaker refused last (log_0002): the console's overview.
+    sa.Index(
+        "ix_log_deliveries_circuit_open",
+        "last_attempt_at",
+        postgresql_where=sa.text(CIRCUIT_OPEN_WHERE),
+        sqlite_where=sa.text(CIRCUIT_OPEN_WHERE),
+    ),
     postgresql_partition_by=_BY_DAY,
 )
 
