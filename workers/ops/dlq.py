@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -196,6 +196,26 @@ def browse(
             if len(entries) == limit:
                 break
     return Listing(queue, before.ready, entries, others_reading=before.readers > 0)
+
+
+def page(settings: Settings, selection: Selection = EVERYTHING, *, offset: int = 0, limit: int) -> Listing:
+    """The dead letters ``selection`` picks, oldest dead-lettered first, ``limit`` of them from ``offset``.
+
+    The head of the queue is no order to page by: a quorum queue takes back
+    what a reader held in no particular order (beyond a few dozen messages),
+    so every list would shuffle the next. A page reads them all (the broker
+    sends a scan the whole count anyway, see queuereader.scan) and sorts by
+    when each was dead-lettered; one that is no dead letter, with no date,
+    comes last, those of the same moment in the order they were read.
+    """
+    listing = browse(settings, selection)
+    ordered = sorted(listing.entries, key=_age)
+    return replace(listing, entries=ordered[offset : offset + limit])
+
+
+def _age(entry: Entry) -> tuple[bool, datetime]:
+    at = entry.dead_lettered_at
+    return (at is None, at or datetime.max.replace(tzinfo=UTC))
 
 
 def find(settings: Settings, dead_letter_id: str) -> Entry:

@@ -26,8 +26,8 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -131,6 +131,29 @@ def browse(
         if len(entries) == limit:
             break
     return Listing(totals, entries, others_reading=any(depth.readers for depth in depths.values()))
+
+
+def page(settings: Settings, kind: Kind, *, offset: int = 0, limit: int) -> Listing:
+    """``limit`` parked messages of ``kind`` from ``offset``: queue by queue, oldest parked first.
+
+    Read whole and sorted, not from the head, for the reason dlq.page gives: a
+    quorum queue takes back what a reader held in no particular order. Those
+    parked at the same moment keep the order they were read in (RabbitMQ's
+    own x-death times are whole seconds, so a burst of crashes may tie).
+    """
+    listing = browse(settings, kind)
+    place = {queue: number for number, queue in enumerate(listing.totals)}
+    ordered = sorted(listing.entries, key=lambda entry: (place[entry.queue], *_age(entry)))
+    return replace(listing, entries=ordered[offset : offset + limit])
+
+
+def _age(entry: Parked) -> tuple[bool, datetime]:
+    """When it was parked; one without a time readable as such comes last."""
+    try:
+        at = datetime.fromisoformat(entry.parked_at or "")
+    except ValueError:
+        return (True, datetime.max.replace(tzinfo=UTC))
+    return (False, at if at.tzinfo else at.replace(tzinfo=UTC))
 
 
 def find(settings: Settings, kind: Kind, parked_id: str) -> Parked:

@@ -1,8 +1,9 @@
 """Dead letters, invalid events and crashed messages: ``hookline dlq``, ``invalid``, ``crashed`` over HTTP.
 
 ``/v1/dead-letters``, ``/v1/invalid-events`` and ``/v1/crashed-messages``
-each list (oldest first, up to ``limit``; dead letters also by subscription),
-get one by id, replay one (202 once the broker confirmed the copy, and only
+each list a page (``limit`` from ``offset``, oldest first: sorted by when
+each was parked, as a quorum queue keeps no stable order; dead letters also by
+subscription), get one by id, replay one (202 once the broker confirmed the copy, and only
 then is the parked message removed) and delete one, through
 :mod:`workers.ops.dlq` and :mod:`workers.ops.parked`, answering the JSON the
 CLI prints with ``--json``. A queue cannot be read without taking its
@@ -33,6 +34,12 @@ from workers.ops.dlq import Entry, PurgeReport, ReplayReport, Selection
 from workers.ops.parked import Kind
 
 DEFAULT_LIST, MAX_LIST = 50, 500
+# A queue has no cursor to hand out: a page is named by how many of the sorted list come before it,
+# as the console's Next and Previous links do.
+Offset = Annotated[
+    int,
+    Query(ge=0, description="How many of the oldest (that the filters select) to skip: the page's start."),
+]
 ID_PATH = "/{message_id:path}"  # ids are message ids, which a publisher may give any visible characters
 FOUND = problems.documented(404)
 REFUSED: dict[int | str, dict[str, Any]] = {
@@ -77,7 +84,7 @@ class DeadLetter(BaseModel):
 class DeadLetterList(BaseModel):
     queue: str
     total: int = Field(description="Messages in the queue when the listing began.")
-    dead_letters: list[DeadLetter] = Field(description="Oldest first.")
+    dead_letters: list[DeadLetter] = Field(description="Oldest first, from `offset` on.")
 
 
 class ParkedMessage(BaseModel):
@@ -95,7 +102,7 @@ class ParkedMessage(BaseModel):
 
 class ParkedList(BaseModel):
     queues: dict[str, int] = Field(description="Messages in each queue when the listing began.")
-    messages: list[ParkedMessage] = Field(description="Oldest first, queue by queue.")
+    messages: list[ParkedMessage] = Field(description="Oldest first, queue by queue, from `offset` on.")
 
 
 class Refusal(BaseModel):
@@ -129,10 +136,11 @@ def list_dead_letters(
     request: Request,
     subscription_id: Annotated[str | None, Query(description="Only this subscription's.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = DEFAULT_LIST,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     selection = Selection.of_subscription(subscription_id) if subscription_id is not None else Selection()
     with _turn("dead_letters"):
-        listing = dlq.browse(_services(request).settings, selection, limit=limit)
+        listing = dlq.page(_services(request).settings, selection, offset=offset, limit=limit)
     return {
         "queue": listing.queue,
         "total": listing.total,
@@ -187,10 +195,12 @@ def parked_router(kind: Kind, prefix: str, tag: str) -> APIRouter:
 
     @router.get("", response_model=ParkedList, summary=f"List {tag}, oldest first, leaving them parked")
     def list_(
-        request: Request, limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = DEFAULT_LIST
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = DEFAULT_LIST,
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         with _turn(kind):
-            listing = parked.browse(_services(request).settings, kind, limit=limit)
+            listing = parked.page(_services(request).settings, kind, offset=offset, limit=limit)
         return {"queues": listing.totals, "messages": [entry.to_record() for entry in listing.entries]}
 
     @router.get(ID_PATH, response_model=ParkedMessage, summary=f"One of the {tag}", responses=FOUND)
