@@ -66,7 +66,13 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+def thousands(number: int) -> str:
+    """A count as people read it: 1,234."""
+    return f"{number:,}"
+
+
 _environment.filters["when"] = when
+_environment.filters["thousands"] = thousands
 _environment.filters["pretty_json"] = pretty_json
 
 

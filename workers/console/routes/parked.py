@@ -1,13 +1,16 @@
-"""Dead letters and invalid events: list, inspect, replay, purge, through the ``/v1`` route functions.
+"""Invalid events and crashed messages: list (a page at a time), inspect, replay, purge.
 
-A parking queue is read by taking its messages and putting them back, so a
-list shows the oldest ones up to a limit the page can raise, with the
-queue's total, as ``/v1/dead-letters`` does; there is no cursor to page on.
+Both kinds are parked raw (:mod:`workers.ops.parked`) and have the same four
+``/v1`` routes, made per kind by :func:`workers.api.routes.parked.parked_router`;
+so do their pages here, one :class:`Shelf` each, calling those route functions.
+A page is the ``/v1`` list's ``offset``: the queues read whole, sorted by when
+each message was parked, the pages before it skipped (:mod:`workers.console.paging`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -15,90 +18,69 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from workers.api.routes.parked import (
-    MAX_LIST,
-    delete_dead_letter,
-    get_dead_letter,
-    list_dead_letters,
-)
-from workers.api.routes.parked import (
-    invalid_events as invalid_router,
-)
-from workers.api.routes.parked import (
-    replay_dead_letter as replay_route,
-)
+from workers.api.routes.parked import crashed_messages, invalid_events
 from workers.console.handling import Call, page
+from workers.console.paging import ASK, Pager, offset_of
 
 router = APIRouter()
-PAGE, MAX_PAGE = 50, MAX_LIST
 DONE = {"replayed": "Replayed: the broker stored the copy.", "purged": "Purged for good."}
 
 
-def _invalid(name: str) -> Callable[..., Any]:
-    """The ``/v1/invalid-events`` route function called ``name`` (they are made per kind, not importable)."""
-    for route in invalid_router.routes:
-        if isinstance(route, APIRoute) and route.endpoint.__name__ == name:
-            return route.endpoint
-    raise LookupError(name)
+@dataclass(frozen=True, slots=True)
+class Shelf:
+    """One kind of parked message as the console names and links it."""
+
+    path: str  # under /console, as under /v1
+    title: str  # "Invalid events"
+    one: str  # "Invalid event"
+    api: APIRouter  # its /v1 routes
+    crashed: bool = False  # whether the queue it came from is worth a column
+
+    def route(self, name: str) -> Callable[..., Any]:
+        """The ``/v1`` route function called ``name`` (made per kind, so not importable by name)."""
+        for each in self.api.routes:
+            if isinstance(each, APIRoute) and each.endpoint.__name__ == name:
+                return each.endpoint
+        raise LookupError(name)
 
 
-@page(router, "/dead-letters")
-def dead_letters(call: Call) -> Response:
-    subscription_id, limit = call.query("subscription_id"), _limit(call)
-    listed = list_dead_letters(call.request, subscription_id, limit)
-    done = DONE.get(call.query("done") or "")
-    return call.render(
-        "dead_letters.html", listed=listed, subscription_id=subscription_id or "", limit=limit, done=done
-    )
+SHELVES = (
+    Shelf("/invalid-events", "Invalid events", "Invalid event", invalid_events),
+    Shelf("/crashed-messages", "Crashed messages", "Crashed message", crashed_messages, crashed=True),
+)
 
 
-@page(router, "/dead-letters/{message_id:path}/replay", changes=True)
-def replay_dead_letter(call: Call) -> Response:
-    replay_route(call.path("message_id"), call.request)
-    return call.redirect("/dead-letters?done=replayed")
+def _pages(shelf: Shelf) -> None:
+    """Register the list, inspect, replay and purge pages of ``shelf``."""
+
+    @page(router, shelf.path)
+    def listing(call: Call) -> Response:
+        offset = offset_of(call)
+        listed = shelf.route("list_")(call.request, ASK, offset)
+        pager = Pager.of(offset, len(listed["messages"]), sum(listed["queues"].values()))
+        messages = listed["messages"][: pager.shown]
+        done = DONE.get(call.query("done") or "")
+        return call.render(
+            "parked_messages.html", shelf=shelf, listed=listed, messages=messages, pager=pager, done=done
+        )
+
+    @page(router, shelf.path + "/{message_id:path}/replay", changes=True)
+    def replay(call: Call) -> Response:
+        shelf.route("replay")(call.path("message_id"), call.request)
+        return call.redirect(f"{shelf.path}?done=replayed")
+
+    @page(router, shelf.path + "/{message_id:path}/purge", changes=True)
+    def purge(call: Call) -> Response:
+        shelf.route("delete")(call.path("message_id"), call.request)
+        return call.redirect(f"{shelf.path}?done=purged")
+
+    @page(router, shelf.path + "/{message_id:path}")
+    def message(call: Call) -> Response:
+        found = shelf.route("get")(call.path("message_id"), call.request)
+        return call.render(
+            "parked_message.html", shelf=shelf, message=found, quoted=quote(found["id"], safe="")
+        )
 
 
-@page(router, "/dead-letters/{message_id:path}/purge", changes=True)
-def purge_dead_letter(call: Call) -> Response:
-    delete_dead_letter(call.path("message_id"), call.request)
-    return call.redirect("/dead-letters?done=purged")
-
-
-@page(router, "/dead-letters/{message_id:path}")
-def dead_letter(call: Call) -> Response:
-    letter = get_dead_letter(call.path("message_id"), call.request)
-    return call.render("dead_letter.html", letter=letter, quoted=quote(letter["id"], safe=""))
-
-
-@page(router, "/invalid-events")
-def invalid_events(call: Call) -> Response:
-    limit = _limit(call)
-    listed = _invalid("list_")(call.request, limit)
-    done = DONE.get(call.query("done") or "")
-    return call.render("invalid_events.html", listed=listed, limit=limit, done=done)
-
-
-@page(router, "/invalid-events/{message_id:path}/replay", changes=True)
-def replay_invalid(call: Call) -> Response:
-    _invalid("replay")(call.path("message_id"), call.request)
-    return call.redirect("/invalid-events?done=replayed")
-
-
-@page(router, "/invalid-events/{message_id:path}/purge", changes=True)
-def purge_invalid(call: Call) -> Response:
-    _invalid("delete")(call.path("message_id"), call.request)
-    return call.redirect("/invalid-events?done=purged")
-
-
-@page(router, "/invalid-events/{message_id:path}")
-def invalid_event(call: Call) -> Response:
-    message = _invalid("get")(call.path("message_id"), call.request)
-    return call.render("invalid_event.html", message=message, quoted=quote(message["id"], safe=""))
-
-
-def _limit(call: Call) -> int:
-    """How many to show: the page's, raised by "show more" up to the API's most."""
-    try:
-        return max(1, min(int(call.query("limit") or PAGE), MAX_PAGE))
-    except ValueError:
-        return PAGE
+for _shelf in SHELVES:
+    _pages(_shelf)
