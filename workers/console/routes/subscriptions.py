@@ -2,7 +2,9 @@
 
 Each change calls the ``/v1/subscriptions`` route function that makes it (or,
 for creation, the store and the announcement the route uses), so the workers
-hear of it as they hear of the API's changes.
+hear of it as they hear of the API's changes. A create or edit form that fails
+its checks is shown again, as typed, with the reasons by the fields
+(:mod:`workers.console.subscriptionform`), answered 422.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from itertools import islice
 from typing import Any, cast
 
 from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
 from workers.api.routes.subscriptions import (
@@ -33,6 +36,7 @@ from workers.api.routes.subscriptions import (
 )
 from workers.api.routes.subscriptions import test as test_route
 from workers.console.handling import Call, page
+from workers.console.subscriptionform import NOT_SAVED, SubscriptionForm
 
 router = APIRouter()
 PAGE = 50
@@ -47,6 +51,11 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 @page(router, "/subscriptions")
 def subscriptions(call: Call) -> Response:
+    return _listing(call)
+
+
+def _listing(call: Call, form: SubscriptionForm | None = None) -> Response:
+    """The list page; with a refused new subscription's ``form``, that form filled in again (422)."""
     state, event_type, text = call.query("state"), call.query("event_type"), call.query("q")
     after = call.query("after")
     found = _matching(call, state if state in STATES else None, event_type, text)
@@ -58,7 +67,14 @@ def subscriptions(call: Call) -> Response:
     nxt = shown[PAGE - 1]["id"] if len(shown) > PAGE else None
     search = {"state": state or "", "event_type": event_type or "", "q": text or ""}
     return call.render(
-        "subscriptions.html", subscriptions=shown[:PAGE], after=nxt, search=search, states=STATES
+        "subscriptions.html",
+        status=200 if form is None else 422,
+        subscriptions=shown[:PAGE],
+        after=nxt,
+        search=search,
+        states=STATES,
+        form=form,
+        not_saved=NOT_SAVED,
     )
 
 
@@ -87,11 +103,12 @@ def _matching(
 
 @page(router, "/subscriptions/new", changes=True)
 def create(call: Call) -> Response:
+    form = SubscriptionForm.read(call.form)
+    if not form.ok:
+        return _listing(call, form)
     services = call.request.app.state.services
     added = services.subscriptions.add(
-        call.form.get("url", "").strip(),
-        _patterns(call.form.get("event_patterns", "")),
-        description=call.form.get("description", "").strip(),
+        form.values["url"], form.patterns, description=form.values["description"]
     )
     services.announce_change()
     shown = get_route(added.id, call.request)
@@ -106,13 +123,22 @@ def subscription(call: Call) -> Response:
 
 @page(router, "/subscriptions/{subscription_id}/edit", changes=True)
 def edit(call: Call) -> Response:
-    changes = SubscriptionChanges(
-        url=call.form.get("url", "").strip(),
-        event_patterns=_patterns(call.form.get("event_patterns", "")),
-        description=call.form.get("description", "").strip(),
+    subscription_id = call.path("subscription_id")
+    form = SubscriptionForm.read(call.form)
+    if form.ok:
+        changes = SubscriptionChanges(
+            url=form.values["url"], event_patterns=form.patterns, description=form.values["description"]
+        )
+        try:
+            update(subscription_id, changes, call.request)
+        except RequestValidationError as exc:  # the route's own checks, should they ever differ
+            form = form.refused(exc)
+        else:
+            return call.redirect(f"/subscriptions/{subscription_id}?done=edited")
+    shown = get_route(subscription_id, call.request)
+    return call.render(
+        "subscription.html", 422, subscription=shown, form=form, not_saved=NOT_SAVED, done=None
     )
-    update(call.path("subscription_id"), changes, call.request)
-    return call.redirect(f"/subscriptions/{call.path('subscription_id')}?done=edited")
 
 
 @page(router, "/subscriptions/{subscription_id}/pause", changes=True)
@@ -146,8 +172,3 @@ def send_test(call: Call) -> Response:
 def delete(call: Call) -> Response:
     delete_route(call.path("subscription_id"), call.request)
     return call.redirect("/subscriptions")
-
-
-def _patterns(text: str) -> list[str]:
-    """Patterns as typed: separated by commas, spaces or lines."""
-    return [each for each in text.replace(",", " ").split() if each]
