@@ -167,6 +167,17 @@ def test_list_stops_at_the_limit_but_counts_the_whole_queue(hookline: Hookline) 
     assert sorted(hookline.dead_letter_ids()) == sorted(letter.id for letter in letters)
 
 
+def test_list_sorts_by_when_each_was_dead_lettered_and_pages_with_offset(hookline: Hookline) -> None:
+    subscription = hookline.subscription()
+    by_age = [dead_letter(subscription, age=age) for age in (500, 400, 300, 200, 100)]  # oldest first
+    hookline.park(by_age[3], by_age[0], by_age[4], by_age[2], by_age[1])
+
+    listed = hookline.json("dlq", "list", "--offset", "2", "--limit", "2")
+
+    assert [record["id"] for record in listed["dead_letters"]] == [by_age[2].id, by_age[3].id]
+    assert listed["total"] == 5
+
+
 def test_list_with_json_prints_every_field_as_a_program_reads_it(hookline: Hookline) -> None:
     letter = dead_letter(hookline.subscription())
     hookline.park(letter)
@@ -203,7 +214,7 @@ def test_list_shows_a_body_that_is_not_a_dead_letter_by_its_message_id(hookline:
     assert text.exit_code == 0, text.output
     assert "dl_garbled" in text.stdout
     assert "(not a dead letter)" in text.stdout
-    garbled, parsed = listed["dead_letters"]
+    parsed, garbled = listed["dead_letters"]  # without a date of its own, it comes last
     assert (garbled["id"], garbled["malformed"], garbled["body"]) == ("dl_garbled", True, "{not json")
     assert garbled["problem"].startswith("not a dead letter")
     assert parsed["id"] == letter.id

@@ -50,13 +50,14 @@ def dlq() -> None:
 @dlq.command("list")
 @click.option("--subscription", "subscription_id", metavar="ID", help="Only this subscription's.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show at most N.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip the N oldest.")
 @json_option
-def list_(subscription_id: str | None, limit: int, as_json: bool) -> None:
-    """List dead letters, oldest first, leaving them in the queue."""
+def list_(subscription_id: str | None, limit: int, offset: int, as_json: bool) -> None:
+    """List dead letters, oldest dead-lettered first, leaving them in the queue."""
     settings = _settings()
     selection = Selection.of_subscription(subscription_id) if subscription_id else Selection()
     with Progress("reading") as progress:
-        listing = operations.browse(settings, selection, limit=limit, on_progress=progress)
+        listing = operations.page(settings, selection, offset=offset, limit=limit, on_progress=progress)
     if as_json:
         records = [entry.to_record() for entry in listing.entries]
         print_json({"queue": listing.queue, "total": listing.total, "dead_letters": records})

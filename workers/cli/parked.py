@@ -42,11 +42,14 @@ def _list_command(kind: Kind) -> click.Command:
     @click.option(
         "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show at most N."
     )
+    @click.option(
+        "--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip the N oldest."
+    )
     @json_option
-    def list_(limit: int, as_json: bool) -> None:
-        """List parked messages, oldest first, leaving them where they are."""
+    def list_(limit: int, offset: int, as_json: bool) -> None:
+        """List parked messages, queue by queue, oldest parked first, leaving them where they are."""
         with Progress("reading") as progress:
-            listing = operations.browse(_settings(), kind, limit=limit, on_progress=progress)
+            listing = operations.page(_settings(), kind, offset=offset, limit=limit, on_progress=progress)
         if as_json:
             records = [entry.to_record() for entry in listing.entries]
             print_json({"queues": listing.totals, "messages": records})

@@ -198,7 +198,14 @@ def browse(
     return Listing(queue, before.ready, entries, others_reading=before.readers > 0)
 
 
-def page(settings: Settings, selection: Selection = EVERYTHING, *, offset: int = 0, limit: int) -> Listing:
+def page(
+    settings: Settings,
+    selection: Selection = EVERYTHING,
+    *,
+    offset: int = 0,
+    limit: int,
+    on_progress: Progress | None = None,
+) -> Listing:
     """The dead letters ``selection`` picks, oldest dead-lettered first, ``limit`` of them from ``offset``.
 
     The head of the queue is no order to page by: a quorum queue takes back
@@ -208,7 +215,7 @@ def page(settings: Settings, selection: Selection = EVERYTHING, *, offset: int =
     when each was dead-lettered; one that is no dead letter, with no date,
     comes last, those of the same moment in the order they were read.
     """
-    listing = browse(settings, selection)
+    listing = browse(settings, selection, on_progress=on_progress)
     ordered = sorted(listing.entries, key=_age)
     return replace(listing, entries=ordered[offset : offset + limit])
 

@@ -133,7 +133,9 @@ def browse(
     return Listing(totals, entries, others_reading=any(depth.readers for depth in depths.values()))
 
 
-def page(settings: Settings, kind: Kind, *, offset: int = 0, limit: int) -> Listing:
+def page(
+    settings: Settings, kind: Kind, *, offset: int = 0, limit: int, on_progress: Progress | None = None
+) -> Listing:
     """``limit`` parked messages of ``kind`` from ``offset``: queue by queue, oldest parked first.
 
     Read whole and sorted, not from the head, for the reason dlq.page gives: a
@@ -141,7 +143,7 @@ def page(settings: Settings, kind: Kind, *, offset: int = 0, limit: int) -> List
     parked at the same moment keep the order they were read in (RabbitMQ's
     own x-death times are whole seconds, so a burst of crashes may tie).
     """
-    listing = browse(settings, kind)
+    listing = browse(settings, kind, on_progress=on_progress)
     place = {queue: number for number, queue in enumerate(listing.totals)}
     ordered = sorted(listing.entries, key=lambda entry: (place[entry.queue], *_age(entry)))
     return replace(listing, entries=ordered[offset : offset + limit])
