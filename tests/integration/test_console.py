@@ -20,6 +20,7 @@ import httpx
 import pika
 import pytest
 from support.api import Api, isolated_env, running_api
+from support.console import FORM_TOKEN, csrf_of, sign_in, signed_in
 from support.logrecords import attempt, body
 from support.logrecords import event as event_record
 from support.processes import wait_until
@@ -35,7 +36,6 @@ from workers.subscriptions import db
 
 pytestmark = pytest.mark.integration
 
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 MARKUP = "<script>alert(1)</script>"
 
 
@@ -44,30 +44,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     directory = tmp_path_factory.mktemp("console")
     with isolated_env(directory, "sqlite") as env, running_api(env, directory / "api.log") as server:
         yield server
-
-
-FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
-
-
-def sign_in(browser: httpx.Client, key: str, **headers: str) -> httpx.Response:
-    """The sign-in form read, then posted with ``key``, as a browser does."""
-    form = browser.get("/console/sign-in", headers=headers)
-    token = FORM_TOKEN.search(form.text)
-    assert token is not None
-    return browser.post("/console/sign-in", data={"key": key, "form_token": token.group(1)}, headers=headers)
-
-
-def signed_in(api: Api, key: str) -> httpx.Client:
-    browser = httpx.Client(base_url=api.base, timeout=30)
-    answer = sign_in(browser, key)
-    assert answer.status_code == 303, answer.text
-    return browser
-
-
-def csrf_of(page: httpx.Response) -> str:
-    found = CSRF.search(page.text)
-    assert found is not None, "the page has no form with a CSRF token"
-    return found.group(1)
 
 
 def test_a_page_without_a_session_sends_to_sign_in(api: Api) -> None:

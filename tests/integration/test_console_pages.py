@@ -21,6 +21,7 @@ import pika
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 from support.api import Api, isolated_env, running_api
+from support.console import csrf_of, signed_in
 
 from workers.broker.nodes import Nodes
 from workers.broker.topology import Topology
@@ -35,8 +36,6 @@ from workers.pipeline.delivery import Delivery
 
 pytestmark = pytest.mark.integration
 
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
 MARKUP = "<script>alert(1)</script>"
 DASH = "\u2013"  # the en dash between the first and the last number a page shows
 LISTS = ("/v1/dead-letters", "/v1/invalid-events", "/v1/crashed-messages")
@@ -69,22 +68,6 @@ def channel_of(api: Api) -> Iterator[BlockingChannel]:
         yield channel
     finally:
         connection.close()
-
-
-def signed_in(api: Api, key: str) -> httpx.Client:
-    """A browser signed in with ``key``: the sign-in form read, then posted, as a browser does."""
-    browser = httpx.Client(base_url=api.base, timeout=30)
-    token = FORM_TOKEN.search(browser.get("/console/sign-in").text)
-    assert token is not None
-    answer = browser.post("/console/sign-in", data={"key": key, "form_token": token.group(1)})
-    assert answer.status_code == 303, answer.text
-    return browser
-
-
-def csrf_of(page: httpx.Response) -> str:
-    found = CSRF.search(page.text)
-    assert found is not None, "the page has no form with a CSRF token"
-    return found.group(1)
 
 
 def dead_letter(subscription_id: str) -> DeadLetter:

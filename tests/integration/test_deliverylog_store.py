@@ -308,6 +308,10 @@ def test_deliveries_are_listed_newest_first_a_page_at_a_time(log: LogStore) -> N
         ({"event_type_pattern": "*.sent"}, ["evt_5", "evt_2"]),
         ({"event_type_pattern": "#"}, ["evt_6", "evt_5", "evt_4", "evt_3", "evt_2", "evt_1", "evt_0"]),
         ({"subscription_id": SUB_A, "event_type_pattern": "order.*", "state": Delivered}, ["evt_4", "evt_0"]),
+        # A subscription and a type, no state: read state by state, merged in page order.
+        ({"subscription_id": SUB_B, "event_type_pattern": "order.*"}, ["evt_3", "evt_1"]),
+        ({"subscription_id": SUB_A, "event_type_pattern": "#"}, ["evt_6", "evt_4", "evt_2", "evt_0"]),
+        ({"subscription_id": SUB_A, "event_type_pattern": "invoice.paid"}, []),
         ({"since": NOW - timedelta(minutes=58)}, ["evt_6", "evt_5", "evt_4", "evt_3", "evt_2"]),
         ({"until": NOW - timedelta(minutes=58)}, ["evt_1", "evt_0"]),
     ],
@@ -334,6 +338,17 @@ def test_a_filtered_listing_pages_through_the_same_filter(log: LogStore) -> None
         "evt_3",
         "evt_1",
     ]
+
+
+def test_a_subscriptions_types_in_every_state_page_newest_first(log: LogStore) -> None:
+    many(log)
+
+    first = log.deliveries(subscription_id=SUB_A, event_type_pattern="#", limit=3)
+    second = log.deliveries(subscription_id=SUB_A, event_type_pattern="#", limit=3, cursor=first.next_cursor)
+
+    assert [each.event_id for each in first.deliveries] == ["evt_6", "evt_4", "evt_2"]
+    assert [each.event_id for each in second.deliveries] == ["evt_0"]
+    assert second.next_cursor is None
 
 
 def test_a_pattern_that_matches_no_logged_type_finds_nothing(log: LogStore) -> None:

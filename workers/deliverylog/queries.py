@@ -39,6 +39,8 @@ REPLAY_CHUNK = 500
 _CURSOR_VERSION = 1
 # Event types a wildcard pattern may expand to before the query stops reading each on its own index.
 _TYPES_READ_APART = 16
+# Queries merged into one page at most, when a subscription's types are read state by state.
+_PARTS_READ_APART = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +263,8 @@ def deliveries(
     types = None if event_type_pattern is None else _types_matching(connection, event_type_pattern)
     if types == []:
         return DeliveryPage((), None)
-    rows = _newest(connection, conditions, types, limit + 1)
+    by_state = subscription_id is not None and state is None
+    rows = _newest(connection, conditions, types, limit + 1, by_state=by_state)
     shown = tuple(_delivery(row) for row in rows[:limit])
     more = len(rows) > limit
     return DeliveryPage(shown, encode_cursor(shown[-1]) if more else None)
@@ -368,23 +371,40 @@ def _newest(
     conditions: list[sa.ColumnElement[bool]],
     types: list[str] | None,
     limit: int,
+    *,
+    by_state: bool,
 ) -> list[sa.RowMapping]:
     table = deliveries_table
     order = (table.c.received_at.desc(), table.c.id.desc())
-    if types is None or len(types) > _TYPES_READ_APART:
+    apart = _read_apart(types, by_state=by_state)
+    if apart is None:
         where = conditions if types is None else [*conditions, table.c.event_type.in_(types)]
         return list(
             connection.execute(sa.select(table).where(*where).order_by(*order).limit(limit)).mappings()
         )
-    # Each type read newest first along its own index, then merged: an IN list would make the
+    # Each part read newest first along its own index, then merged: an IN list would make the
     # database sort every delivery of those types, or walk all deliveries newest first filtering.
-    parts = [
-        sa.select(table).where(*conditions, table.c.event_type == each).order_by(*order).limit(limit)
-        for each in types
-    ]
+    parts = [sa.select(table).where(*conditions, *part).order_by(*order).limit(limit) for part in apart]
     merged = sa.union_all(*(part.subquery().select() for part in parts)).subquery()
     query = sa.select(merged).order_by(merged.c.received_at.desc(), merged.c.id.desc()).limit(limit)
     return list(connection.execute(query).mappings())
+
+
+def _read_apart(types: list[str] | None, *, by_state: bool) -> list[list[sa.ColumnElement[bool]]] | None:
+    """The conditions of each part read on its own, or None to read the types in one query.
+
+    With a subscription and no state, a type is read state by state: the index that leads with
+    (subscription, type, state) keeps each part in page order, where the subscription's index
+    would read all its deliveries to find a type it seldom or never gets.
+    """
+    if types is None or len(types) > _TYPES_READ_APART:
+        return None
+    table = deliveries_table
+    if not by_state or len(types) * len(DeliveryState) > _PARTS_READ_APART:
+        return [[table.c.event_type == each] for each in types]
+    return [
+        [table.c.event_type == each, table.c.state == str(state)] for each in types for state in DeliveryState
+    ]
 
 
 def _types_matching(connection: Connection, pattern: str) -> list[str]:
