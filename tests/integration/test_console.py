@@ -20,7 +20,7 @@ import httpx
 import pika
 import pytest
 from support.api import Api, isolated_env, running_api
-from support.console import FORM_TOKEN, csrf_of, sign_in, signed_in
+from support.console_http import FORM_TOKEN, csrf_of, sign_in, signed_in
 from support.logrecords import attempt, body
 from support.logrecords import event as event_record
 from support.processes import wait_until

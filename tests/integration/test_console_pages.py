@@ -21,7 +21,7 @@ import pika
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 from support.api import Api, isolated_env, running_api
-from support.console import csrf_of, signed_in
+from support.console_http import csrf_of, signed_in
 
 from workers.broker.nodes import Nodes
 from workers.broker.topology import Topology

@@ -1,34 +1,39 @@
-"""Signing a plain HTTP client in to the web console, and reading the CSRF token of a page's form."""
+"""For the console's browser tests (tests/browser): the deployment under test, signing in, screenshots."""
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass, field
+from pathlib import Path
 
-import httpx
+from playwright.sync_api import Page
 
 from support.api import Api
+from support.receiver import Receiver
 
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
-
-
-def sign_in(browser: httpx.Client, key: str, **headers: str) -> httpx.Response:
-    """The sign-in form read, then posted with ``key``, as a browser does."""
-    form = browser.get("/console/sign-in", headers=headers)
-    token = FORM_TOKEN.search(form.text)
-    assert token is not None
-    return browser.post("/console/sign-in", data={"key": key, "form_token": token.group(1)}, headers=headers)
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+DESKTOP = {"width": 1280, "height": 860}
 
 
-def signed_in(api: Api, key: str) -> httpx.Client:
-    """A client holding a console session for ``key``."""
-    browser = httpx.Client(base_url=api.base, timeout=30)
-    answer = sign_in(browser, key)
-    assert answer.status_code == 303, answer.text
-    return browser
+@dataclass
+class Deployment:
+    """``hookline api`` with a worker and a recorder, and the receiver its subscriptions point at."""
+
+    api: Api
+    receiver: Receiver
+    failing_paths: set[str] = field(default_factory=set)  # the receiver answers 500 on these
+
+    def console(self, path: str = "/") -> str:
+        return f"{self.api.base}/console{path}"
 
 
-def csrf_of(page: httpx.Response) -> str:
-    found = CSRF.search(page.text)
-    assert found is not None, "the page has no form with a CSRF token"
-    return found.group(1)
+def sign_in(page: Page, deployment: Deployment, key: str) -> None:
+    page.goto(deployment.console("/sign-in"))
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(deployment.console("/"))
+
+
+def screenshot(page: Page, name: str) -> None:
+    """A full-page PNG in docs/console/, which docs/console.md shows."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
