@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pika
 import pytest
@@ -155,3 +157,16 @@ def test_status_shows_when_the_recorders_last_wrote_and_how_far_behind_they_were
 
     assert (log["last_write_at"], log["lag_seconds"], log["error"]) == (NOW.isoformat(), 42.0, None)
     assert f"recorders: last wrote at {NOW.isoformat()}, 42.0 s behind then" in text
+
+
+def test_status_with_the_log_off_reads_nothing_of_the_log_and_finds_nothing_wrong(
+    ready: dict[str, str], tmp_path: Path
+) -> None:
+    never_migrated = f"sqlite:///{tmp_path / 'no-log.db'}"
+    env = {**ready, "HOOKLINE_LOG_ENABLED": "false", "HOOKLINE_LOG_DATABASE_URL": never_migrated}
+
+    result = run_hookline(env, "status", "--json")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = json.loads(result.stdout)["log"]
+    assert (log["enabled"], log["last_write_at"], log["error"]) == (False, None, None)

@@ -145,6 +145,8 @@ def log_report(settings: Settings, broker: dict[str, Any], recorder_urls: list[s
 
 def _progress(settings: Settings) -> dict[str, Any]:
     """When the recorders last wrote, and how far behind they were then (from the log's database)."""
+    if not settings.log_enabled:  # nothing records: no recorder is behind
+        return {"last_write_at": None, "lag_seconds": None, "progress_error": None}
     try:
         store = LogStore.open(settings)
     except HooklineError as exc:

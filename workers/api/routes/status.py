@@ -107,6 +107,8 @@ def _log(services: Services, broker: dict[str, Any]) -> dict[str, Any]:
 
 
 def _progress(services: Services) -> dict[str, Any]:
+    if not services.settings.log_enabled:  # nothing records: no recorder is behind
+        return {"last_write_at": None, "lag_seconds": None, "error": None}
     try:
         return {**services.migrated_log().progress().to_record(), "error": None}
     except HooklineError as exc:
