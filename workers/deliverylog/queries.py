@@ -176,7 +176,8 @@ class WriterProgress:
 
     def to_record(self) -> dict[str, Any]:
         written_at = None if self.written_at is None else self.written_at.isoformat()
-        return {"last_write_at": written_at, "lag_seconds": self.lag_seconds}
+        lag = None if self.lag_seconds is None else round(self.lag_seconds, 3)  # to the millisecond
+        return {"last_write_at": written_at, "lag_seconds": lag}
 
 
 @dataclass(frozen=True, slots=True)
