@@ -48,6 +48,8 @@ from workers.subscriptions import db, migrating
 HOOKLINE = str(Path(sys.executable).with_name("hookline"))
 WARM_UP = 20  # requests of each query not counted: connections, plans, the key's memo
 SAMPLES = 200  # ids and cursors picked from the log, drawn from at random
+# One request of a query or page: its path and query parameters, drawn anew for each call.
+Request = Callable[[], tuple[str, dict[str, Any]]]
 
 
 def main() -> None:
@@ -170,7 +172,7 @@ def wait_until_live(base: str) -> None:
     sys.exit("api_queries: hookline api did not answer /healthz in 30 s")
 
 
-def cases(samples: Samples) -> dict[str, Callable[[], tuple[str, dict[str, Any]]]]:
+def cases(samples: Samples) -> dict[str, Request]:
     """Each query: a name, and what makes one request of it (a path and its query parameters).
 
     In the filled log every dead letter is an ``invoice.paid`` and every retrying delivery a
@@ -236,22 +238,30 @@ def cases(samples: Samples) -> dict[str, Callable[[], tuple[str, dict[str, Any]]
 
 def measure(base: str, key: str, samples: Samples, requests: int) -> dict[str, dict[str, float]]:
     """p50, p99 and max in milliseconds per query, ``requests`` of each after a warm-up."""
-    figures: dict[str, dict[str, float]] = {}
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-        for name, request in cases(samples).items():
-            runs = []
-            for number in range(WARM_UP + requests):
-                path, params = request()
-                started = time.perf_counter()
-                response = client.get(path, params=params)
-                elapsed = time.perf_counter() - started
-                if response.status_code != 200:
-                    sys.exit(f"api_queries: {name}: {response.status_code} {response.text[:300]}")
-                if number >= WARM_UP:
-                    runs.append(elapsed * 1000)
-            figures[name] = percentiles(runs)
-            print(f"  {name}: p50 {figures[name]['p50']} ms, p99 {figures[name]['p99']} ms", file=sys.stderr)
+        return time_each(client, cases(samples), requests, tool="api_queries")
+
+
+def time_each(
+    client: httpx.Client, requests_by_name: dict[str, Request], requests: int, *, tool: str
+) -> dict[str, dict[str, float]]:
+    """Each request ``WARM_UP`` times not counted, then ``requests`` times timed to the whole answer
+    read: p50, p99 and max in milliseconds per name. Anything but a 200 ends the run, naming it."""
+    figures: dict[str, dict[str, float]] = {}
+    for name, request in requests_by_name.items():
+        runs = []
+        for number in range(WARM_UP + requests):
+            path, params = request()
+            started = time.perf_counter()
+            response = client.get(path, params=params)
+            elapsed = time.perf_counter() - started
+            if response.status_code != 200:
+                sys.exit(f"{tool}: {name}: {response.status_code} {response.text[:300]}")
+            if number >= WARM_UP:
+                runs.append(elapsed * 1000)
+        figures[name] = percentiles(runs)
+        print(f"  {name}: p50 {figures[name]['p50']} ms, p99 {figures[name]['p99']} ms", file=sys.stderr)
     return figures
 
 

@@ -19,13 +19,10 @@ import json
 import random
 import re
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
-from api_queries import WARM_UP, Samples, database, parse_args, percentiles, running_api
+from api_queries import Request, Samples, database, parse_args, running_api, time_each
 
 TARGET_MS = 200
 FORM_TIME = "%Y-%m-%dT%H:%M:%S"
@@ -40,7 +37,7 @@ def main() -> None:
     report(figures, options.attempts, options.requests, as_json=options.json)
 
 
-def pages(samples: Samples) -> dict[str, Callable[[], tuple[str, dict[str, Any]]]]:
+def pages(samples: Samples) -> dict[str, Request]:
     """Each page: a name, and what makes one request of it (a path and its query parameters)."""
     pick = random.choice
     now = datetime.now(UTC)
@@ -69,27 +66,13 @@ def pages(samples: Samples) -> dict[str, Callable[[], tuple[str, dict[str, Any]]
 
 def measure(base: str, key: str, samples: Samples, requests: int) -> dict[str, dict[str, float]]:
     """p50, p99 and max in milliseconds per page, ``requests`` of each after a warm-up."""
-    figures: dict[str, dict[str, float]] = {}
     with httpx.Client(base_url=base, timeout=30) as client:
         form = re.search(r'name="form_token" value="([^"]+)"', client.get("/console/sign-in").text)
         token = form.group(1) if form else ""
         signed_in = client.post("/console/sign-in", data={"key": key, "form_token": token})
         if signed_in.status_code != 303:
             sys.exit(f"console_pages: sign-in answered {signed_in.status_code}")
-        for name, request in pages(samples).items():
-            runs = []
-            for number in range(WARM_UP + requests):
-                path, params = request()
-                started = time.perf_counter()
-                response = client.get(path, params=params)
-                elapsed = time.perf_counter() - started
-                if response.status_code != 200:
-                    sys.exit(f"console_pages: {name}: {response.status_code} {response.text[:300]}")
-                if number >= WARM_UP:
-                    runs.append(elapsed * 1000)
-            figures[name] = percentiles(runs)
-            print(f"  {name}: p50 {figures[name]['p50']} ms, p99 {figures[name]['p99']} ms", file=sys.stderr)
-    return figures
+        return time_each(client, pages(samples), requests, tool="console_pages")
 
 
 def report(figures: dict[str, dict[str, float]], attempts: int, requests: int, *, as_json: bool) -> None:
