@@ -8,20 +8,18 @@ really moved or removed one is read from the queues themselves.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
 import pika
 import pytest
 from support.api import Api, isolated_env, running_api
+from support.deadletters import dead_letter
 
 from workers.broker.nodes import Nodes
 from workers.broker.topology import Topology
 from workers.pipeline.deadletters import PARKED_AT_HEADER, REASON_HEADER, ROUTING_KEY_HEADER, DeadLetter
-from workers.pipeline.delivery import Delivery
 
 pytestmark = pytest.mark.integration
 
@@ -122,27 +120,6 @@ def queues(api: Api) -> Queues:
 def subscription(api: Api) -> str:
     body = {"url": "https://example.com/hooks", "event_patterns": ["#"]}
     return str(api.call("POST", "/v1/subscriptions", json=body).json()["id"])
-
-
-def dead_letter(subscription_id: str, *, event_type: str = "order.created") -> DeadLetter:
-    """A delivery given up after five attempts, a minute ago."""
-    event_id = f"evt_{uuid.uuid4().hex}"
-    payload = json.dumps({"type": event_type, "timestamp": "2024-05-01T12:00:00Z", "data": {"n": 1}})
-    now = datetime.now(UTC).timestamp()
-    given_up = Delivery(
-        subscription_id,
-        event_id,
-        event_type,
-        "2024-05-01T12:00:00Z",
-        payload,
-        attempt=5,
-        first_attempt_at=now - 660,
-        last_attempt_at=now - 60,
-        last_status=503,
-        last_reason="http_status",
-        last_error="HTTP 503",
-    )
-    return DeadLetter.of(given_up, "exhausted", now=now - 60)
 
 
 def park_invalid(queues: Queues, event_id: str, body: bytes, reason: str) -> None:

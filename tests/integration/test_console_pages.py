@@ -8,7 +8,6 @@ does); what a page claims is checked against the queues themselves.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 from support.api import Api, isolated_env, running_api
 from support.console_http import csrf_of, signed_in
+from support.deadletters import dead_letter
 
 from workers.broker.nodes import Nodes
 from workers.broker.topology import Topology
@@ -30,9 +30,7 @@ from workers.pipeline.deadletters import (
     PARKED_AT_HEADER,
     REASON_HEADER,
     ROUTING_KEY_HEADER,
-    DeadLetter,
 )
-from workers.pipeline.delivery import Delivery
 
 pytestmark = pytest.mark.integration
 
@@ -68,16 +66,6 @@ def channel_of(api: Api) -> Iterator[BlockingChannel]:
         yield channel
     finally:
         connection.close()
-
-
-def dead_letter(subscription_id: str) -> DeadLetter:
-    """A delivery given up after five attempts, a minute ago."""
-    now = datetime.now(UTC).timestamp()
-    payload = json.dumps({"type": "order.created", "timestamp": "2026-05-01T12:00:00Z", "data": {}})
-    given_up = Delivery(subscription_id, f"evt_{uuid.uuid4().hex}", "order.created", "2026-05-01T12:00:00Z",
-                        payload, attempt=5, first_attempt_at=now - 660, last_attempt_at=now - 60,
-                        last_status=503, last_reason="http_status", last_error="HTTP 503")  # fmt: skip
-    return DeadLetter.of(given_up, "exhausted", now=now - 60)
 
 
 def park_dead_letters(api: Api, topology: Topology, subscription_ids: list[str]) -> list[str]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
 import pika
 import pytest
 from click.testing import CliRunner, Result
+from support.deadletters import dead_letter
 from support.processes import messages, queue_exists, run_hookline, run_json, wait_until
 
 from producer.settings import redacted_url
@@ -100,26 +99,6 @@ class _Channel:
 def hookline(hookline_env: dict[str, str]) -> Hookline:
     run_hookline(hookline_env, "setup")
     return Hookline(hookline_env)
-
-
-def dead_letter(subscription_id: str, *, event_type: str = "order.created", age: float = 60) -> DeadLetter:
-    """A delivery given up after five attempts, ``age`` seconds ago."""
-    event_id = f"evt_{uuid.uuid4().hex}"
-    payload = json.dumps({"type": event_type, "timestamp": "2024-05-01T12:00:00Z", "data": {"n": 1}})
-    given_up = Delivery(
-        subscription_id,
-        event_id,
-        event_type,
-        "2024-05-01T12:00:00Z",
-        payload,
-        attempt=5,
-        first_attempt_at=datetime.now(UTC).timestamp() - age - 600,
-        last_attempt_at=datetime.now(UTC).timestamp() - age,
-        last_status=503,
-        last_reason="http_status",
-        last_error="HTTP 503",
-    )
-    return DeadLetter.of(given_up, "exhausted", now=datetime.now(UTC).timestamp() - age)
 
 
 def test_list_shows_every_dead_letter_with_the_total_and_leaves_them_in_the_queue(hookline: Hookline) -> None:
