@@ -17,7 +17,7 @@ from producer.settings import redacted_url
 from workers.broker.topology import RETRY_ACTOR, Topology
 from workers.cli import cli
 from workers.errors import DeadLetterError, DeadLetterNotFound
-from workers.ops import dlq
+from workers.ops import dlq, queuereader
 from workers.pipeline.deadletters import DeadLetter
 from workers.pipeline.delivery import Delivery
 from workers.settings import Settings
@@ -245,7 +245,7 @@ def test_show_of_an_unknown_id_answers_without_waiting_when_no_one_else_reads_th
     hookline.park(dead_letter(hookline.subscription()))
     settings = Settings()
     waits: list[float] = []
-    monkeypatch.setattr(dlq.time, "sleep", waits.append)
+    monkeypatch.setattr(queuereader.time, "sleep", waits.append)
 
     with pytest.raises(DeadLetterNotFound):
         dlq.find(settings, "dl_nonexistent")

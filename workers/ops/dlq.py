@@ -14,7 +14,6 @@ subscription was disabled or removed is refused and stays parked.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -32,9 +31,6 @@ from workers.ops.replay import publish_for_retry
 from workers.pipeline.deadletters import CAUSE_HEADER, REASON_HEADER, SUBSCRIPTION_HEADER, DeadLetter
 from workers.settings import Settings
 from workers.subscriptions.store import SubscriptionStore
-
-# How long a lookup waits, when another reader held the queue, before looking once more.
-RELOOK_SECONDS = 1.0
 
 # What a message without a message_id is called (only a body that is not a dead letter lacks one).
 NO_ID = "(no message_id)"
@@ -226,15 +222,15 @@ def _age(entry: Entry) -> tuple[bool, datetime]:
 
 
 def find(settings: Settings, dead_letter_id: str) -> Entry:
-    listing = browse(settings, Selection.of_ids([dead_letter_id]), limit=1)
-    if not listing.entries and listing.others_reading:
-        # What another reader holds (one that is closing, say: `dlq list` just before) is
-        # not counted until it is back: look once more before saying it is not there.
-        time.sleep(RELOOK_SECONDS)
+    def look() -> tuple[Entry | None, bool]:
         listing = browse(settings, Selection.of_ids([dead_letter_id]), limit=1)
-    if not listing.entries:
-        raise DeadLetterNotFound(f"no dead letter with id {dead_letter_id[:100]!r} in {listing.queue}")
-    return listing.entries[0]
+        return (listing.entries[0] if listing.entries else None), listing.others_reading
+
+    found = queuereader.look_twice(look)
+    if found is None:
+        queue = Topology.from_settings(settings).dead_letters_queue
+        raise DeadLetterNotFound(f"no dead letter with id {dead_letter_id[:100]!r} in {queue}")
+    return found
 
 
 def count(

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -38,7 +37,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from workers.broker.topology import DELIVERY_LIMIT, Topology
 from workers.errors import DeadLetterNotFound, ReplayRefused
 from workers.ops import queuereader
-from workers.ops.dlq import RELOOK_SECONDS, PurgeReport, Refusal, ReplayReport
+from workers.ops.dlq import PurgeReport, Refusal, ReplayReport
 from workers.ops.queuereader import Progress, Read
 from workers.pipeline.deadletters import (
     ORIGIN_QUEUE_HEADER,
@@ -159,15 +158,15 @@ def _age(entry: Parked) -> tuple[bool, datetime]:
 
 
 def find(settings: Settings, kind: Kind, parked_id: str) -> Parked:
-    for attempt in range(2):
+    def look() -> tuple[Parked | None, bool]:
         listing = browse(settings, kind)
-        for entry in listing.entries:
-            if entry.id == parked_id:
-                return entry
-        if attempt or not listing.others_reading:
-            break
-        time.sleep(RELOOK_SECONDS)  # what another reader holds is counted once it is back (see dlq.find)
-    raise DeadLetterNotFound(f"no {kind} message with id {parked_id[:100]!r}")
+        found = next((entry for entry in listing.entries if entry.id == parked_id), None)
+        return found, listing.others_reading
+
+    found = queuereader.look_twice(look)
+    if found is None:
+        raise DeadLetterNotFound(f"no {kind} message with id {parked_id[:100]!r}")
+    return found
 
 
 def count(settings: Settings, kind: Kind) -> dict[str, int]:

@@ -12,8 +12,10 @@ queue), so messages parked meanwhile cannot keep it running.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pika
 import pika.exceptions
@@ -32,6 +34,10 @@ SCAN_IDLE_SECONDS = 3.0
 # prefetch-count is a 16-bit field; 0 means no limit.
 MAX_PREFETCH = 65535
 NOT_FOUND = 404  # the reply code of a passive declare of a queue that does not exist
+# How long a lookup waits, when another reader held the queue, before looking once more.
+RELOOK_SECONDS = 1.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,20 @@ def depth(channel: BlockingChannel, queue: str) -> Depth:
     """``queue``'s depth now; a missing queue closes the channel with 404."""
     method = channel.queue_declare(queue, passive=True).method
     return Depth(method.message_count, method.consumer_count)
+
+
+def look_twice(look: Callable[[], tuple[T | None, bool]]) -> T | None:
+    """What ``look()`` found, looking once more a moment later if it found nothing while another
+    reader held some of the queue (``look`` returns what it found, and whether others were reading).
+
+    What another reader holds (one that is closing, say: a list just before) is not counted until
+    it is back; with no other reader attached, nothing is out, and one look is the answer.
+    """
+    found, others_reading = look()
+    if found is None and others_reading:
+        time.sleep(RELOOK_SECONDS)
+        found, _ = look()
+    return found
 
 
 def message_count(channel: BlockingChannel, queue: str) -> int:
