@@ -21,9 +21,9 @@ from starlette.responses import Response
 from workers.api.routes.parked import crashed_messages, invalid_events
 from workers.console.handling import Call, page
 from workers.console.paging import ASK, Pager, offset_of
+from workers.console.routes.deadletters import DONE  # the same words after a replay or a purge
 
 router = APIRouter()
-DONE = {"replayed": "Replayed: the broker stored the copy.", "purged": "Purged for good."}
 
 
 @dataclass(frozen=True, slots=True)
