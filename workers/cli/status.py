@@ -21,6 +21,7 @@ import click
 from producer.settings import load, redacted_url
 from workers.broker.topology import Topology
 from workers.cli.output import json_option, print_json, print_table
+from workers.deliverylog.queries import WriterProgress
 from workers.deliverylog.store import LogStore
 from workers.errors import HooklineError
 from workers.ops import scrape
@@ -145,18 +146,16 @@ def log_report(settings: Settings, broker: dict[str, Any], recorder_urls: list[s
 
 def _progress(settings: Settings) -> dict[str, Any]:
     """When the recorders last wrote, and how far behind they were then (from the log's database)."""
-    if not settings.log_enabled:  # nothing records: no recorder is behind
-        return {"last_write_at": None, "lag_seconds": None, "progress_error": None}
-    try:
+
+    def read() -> WriterProgress:
         store = LogStore.open(settings)
-    except HooklineError as exc:
-        return {"last_write_at": None, "lag_seconds": None, "progress_error": str(exc)}
-    try:
-        return {**store.progress().to_record(), "progress_error": None}
-    except HooklineError as exc:
-        return {"last_write_at": None, "lag_seconds": None, "progress_error": str(exc)}
-    finally:
-        store.close()
+        try:
+            return store.progress()
+        finally:
+            store.close()
+
+    progress, error = WriterProgress.report(read, log_enabled=settings.log_enabled)
+    return {**progress.to_record(), "progress_error": error}
 
 
 def recorder_report(urls: list[str]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,7 +29,7 @@ from workers.deliverylog.tables import (
     payloads_table,
     writer_table,
 )
-from workers.errors import LogEntryNotFound
+from workers.errors import HooklineError, LogEntryNotFound
 from workers.subscriptions.patterns import is_wildcard, matches, validate_pattern
 from workers.vocabulary import Reason
 
@@ -173,6 +173,19 @@ class WriterProgress:
 
     written_at: datetime | None  # None: nothing written yet (or by a recorder before log_0003)
     lag_seconds: float | None
+
+    @classmethod
+    def report(
+        cls, read: Callable[[], WriterProgress], *, log_enabled: bool
+    ) -> tuple[WriterProgress, str | None]:
+        """What ``read`` finds, and why it could not read it (None if it could), for a status:
+        nothing when the log is off, since no recorder is behind then and its database may not exist."""
+        if not log_enabled:
+            return cls(None, None), None
+        try:
+            return read(), None
+        except HooklineError as exc:
+            return cls(None, None), str(exc)
 
     def to_record(self) -> dict[str, Any]:
         written_at = None if self.written_at is None else self.written_at.isoformat()

@@ -20,6 +20,7 @@ from workers.api import problems
 from workers.api.auth import api_key
 from workers.api.services import Services
 from workers.broker.topology import Topology
+from workers.deliverylog.queries import WriterProgress
 from workers.errors import HooklineError
 from workers.ops.queue_stats import ROLES
 
@@ -107,9 +108,8 @@ def _log(services: Services, broker: dict[str, Any]) -> dict[str, Any]:
 
 
 def _progress(services: Services) -> dict[str, Any]:
-    if not services.settings.log_enabled:  # nothing records: no recorder is behind
-        return {"last_write_at": None, "lag_seconds": None, "error": None}
-    try:
-        return {**services.migrated_log().progress().to_record(), "error": None}
-    except HooklineError as exc:
-        return {"last_write_at": None, "lag_seconds": None, "error": str(exc)}
+    def read() -> WriterProgress:
+        return services.migrated_log().progress()
+
+    progress, error = WriterProgress.report(read, log_enabled=services.settings.log_enabled)
+    return {**progress.to_record(), "error": error}
