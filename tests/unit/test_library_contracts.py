@@ -22,8 +22,10 @@ from typing import Any
 
 import dramatiq
 import pika
+import pika.channel
 import pika.exceptions
 import pytest
+from dramatiq import Message
 from dramatiq.brokers import rabbitmq as dramatiq_rabbitmq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.cli import import_broker, make_argument_parser
@@ -33,6 +35,7 @@ from dramatiq.middleware import Middleware
 from packaging.requirements import Requirement
 from packaging.version import Version
 from pika.adapters.base_connection import BaseConnection
+from pika.adapters.blocking_connection import BlockingChannel
 from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic
 
@@ -75,6 +78,7 @@ class FakeChannel:
     declared: list[dict[str, Any]] = field(default_factory=list)
     published: list[tuple[Any, ...]] = field(default_factory=list)
     acked: list[int] = field(default_factory=list)
+    acked_multiple: list[int] = field(default_factory=list)
     nacked: list[tuple[int, bool]] = field(default_factory=list)
     prefetch: int | None = None
     consuming: tuple[str, float] | None = None
@@ -105,14 +109,18 @@ class FakeChannel:
             raise self.publish_error
         self.published.append((*args, kwargs))
 
-    def basic_ack(self, tag: int) -> None:
-        self.acked.append(tag)
+    def basic_ack(self, tag: int, multiple: bool = False) -> None:
+        (self.acked_multiple if multiple else self.acked).append(tag)
 
     def basic_nack(self, tag: int, requeue: bool) -> None:
         self.nacked.append((tag, requeue))
 
     def close(self) -> None:
         self.is_open = False
+
+    @property
+    def _impl(self) -> FakeChannel:
+        return self  # BlockingChannel's inner channel, which queues frames without flushing
 
 
 @dataclass(eq=False)  # dramatiq keeps them in sets
@@ -217,7 +225,7 @@ def test_the_events_consumer_wraps_each_raw_body_into_a_fan_out_message(
     assert message.args == (RawEvent(b"\xff not even json", "order.created", redelivered=False),)
     assert 7 in consumer.known_tags  # type: ignore[attr-defined] # dramatiq's consumer keeps it
     consumer.ack(message)
-    assert channel.acked == [7]
+    assert channel.acked_multiple == [7]  # nothing older is open: one ack covers all up to it
 
 
 def test_an_ack_waits_for_the_futures_the_actor_held_and_a_failed_one_rejects_the_message(
@@ -229,13 +237,53 @@ def test_an_ack_waits_for_the_futures_the_actor_held_and_a_failed_one_rejects_th
     stored, lost = Future[None](), Future[None]()
     heldacks.hold([stored])
     consumer.ack(next(consumer))  # type: ignore[arg-type] # a message is there
-    assert channel.acked == []
+    assert channel.acked_multiple == []
     stored.set_result(None)
-    assert channel.acked == [1]
+    assert channel.acked_multiple == [1]
     heldacks.hold([lost])
     consumer.ack(next(consumer))  # type: ignore[arg-type] # as above
     lost.set_exception(RuntimeError("not stored"))
-    assert (channel.acked, channel.nacked) == ([1], [(2, False)])
+    assert (channel.acked_multiple, channel.nacked) == ([1], [(2, False)])
+
+
+def test_messages_settled_together_are_acked_in_one_frame_up_to_the_oldest_still_open(
+    broker: HooklineBroker, channel: FakeChannel
+) -> None:
+    for tag in (1, 2, 3):
+        deliver(channel, b"{}", tag=tag)
+    consumer = broker.consume(TOPOLOGY.events_queue)
+    first, second, third = (next(consumer) for _ in range(3))
+    held = Future[None]()
+    heldacks.hold([held])
+    consumer.ack(first)  # type: ignore[arg-type] # a message is there
+    consumer.ack(third)  # type: ignore[arg-type] # as above
+    assert (channel.acked, channel.acked_multiple) == ([3], [])  # 1 and 2 are open: 3 alone
+    consumer.nack(second)  # type: ignore[arg-type] # as above
+    held.set_result(None)
+    assert (channel.nacked, channel.acked_multiple) == ([(2, False)], [1])
+
+
+def test_a_body_dramatiq_cannot_decode_is_rejected_through_the_book_before_a_later_multiple_ack(
+    broker: HooklineBroker, channel: FakeChannel
+) -> None:
+    deliver(channel, b"not a dramatiq message", tag=1)
+    deliver(channel, Message("q", "retry", (), {}, {}).encode(), tag=2)
+    consumer = broker.consume(TOPOLOGY.retries_queue)
+    assert next(consumer) is None  # dramatiq rejects it, with a line of its own
+    consumer.ack(next(consumer))  # type: ignore[arg-type] # a message is there
+    assert (channel.nacked, channel.acked_multiple) == ([(1, False)], [2])
+
+
+def test_pika_queues_a_frame_on_the_inner_channel_and_flushes_on_the_blocking_one() -> None:
+    # The consumer sends all but the last frame of a batch through BlockingChannel._impl.
+    inner = pika.channel.Channel
+    assert list(inspect.signature(inner.basic_ack).parameters) == ["self", "delivery_tag", "multiple"]
+    nack = list(inspect.signature(inner.basic_nack).parameters)
+    assert nack == ["self", "delivery_tag", "multiple", "requeue"]
+    for name in ("basic_ack", "basic_nack"):
+        source = inspect.getsource(getattr(BlockingChannel, name))
+        assert f"self._impl.{name}(" in source
+        assert "self._flush_output()" in source
 
 
 def test_a_vanished_events_queue_is_marked_for_redeclaring_and_closes_the_consumer(

@@ -35,6 +35,7 @@ from dramatiq.middleware import Middleware
 from producer.errors import root_cause
 from producer.settings import node_urls, redacted_url
 from workers.broker import heldacks
+from workers.broker.ackbook import AckBook
 from workers.broker.nodes import Nodes, publish_confirmed
 from workers.broker.topology import ALL_EVENTS, FAN_OUT_ACTOR, RawEvent, Topology
 from workers.errors import TopologyError, describe_cause
@@ -114,37 +115,80 @@ class HooklineBroker(RabbitmqBroker):
         if queue_name != self.topology.events_queue:
             return super().consume(queue_name, prefetch, timeout)
         self.declare_queue(queue_name, ensure=True)
-        return _EventsConsumer(self, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call] # private dramatiq class, unannotated
+        return _EventsConsumer(self, queue_name, prefetch, timeout)
 
 
 class _HeldAckConsumer(_RabbitmqConsumer):
-    """Acks a message only once what its actor handed on is stored (see workers/heldacks.py)."""
+    """Acks a message only once what its actor handed on is stored (see workers/heldacks.py).
+
+    Acks and rejections go through an :class:`~workers.broker.ackbook.AckBook`:
+    the connection's thread sends what settled meanwhile in one go, not a frame
+    scheduled per message as dramatiq's own consumer does.
+    """
+
+    def __init__(self, broker: HooklineBroker, queue_name: str, prefetch: int, timeout: int) -> None:
+        super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call] # private dramatiq class, unannotated
+        self.book = AckBook(self.known_tags)
 
     def ack(self, message: MessageProxy) -> None:
         held = heldacks.take()
         if heldacks.pending(held):
             heldacks.when_settled(held, lambda error: self._settle(message, error))
         else:
-            super().ack(message)  # type: ignore[no-untyped-call] # private dramatiq class, unannotated
+            self._book(message, ack=True)
 
     def nack(self, message: MessageProxy) -> None:
         heldacks.take()  # rejected anyway: RabbitMQ keeps it in .XQ, whatever it handed on
-        super().nack(message)  # type: ignore[no-untyped-call] # as above
+        self._book(message, ack=False)
 
     def _settle(self, message: MessageProxy, error: BaseException | None) -> None:
         # Runs on the thread that settled the last future; the consumer's connection is another
-        # thread's, and dramatiq's ack and nack only schedule the frame on it.
+        # thread's, and booking only schedules the frames on it.
         try:
             if error is None:
-                super().ack(message)  # type: ignore[no-untyped-call] # as above
+                self._book(message, ack=True)
                 return
             log.error("message_rejected", message_id=message.message_id, error=str(error))
-            super().nack(message)  # type: ignore[no-untyped-call] # as above
+            self._book(message, ack=False)
             # As dramatiq's worker does after its own nacks: middleware counts the rejection.
             self.broker.emit_after("nack", message)
         except ConnectionClosed as exc:
             # RabbitMQ redelivers the message: what it handed on may be handed on twice, never lost.
             log.warning("held_ack_lost", message_id=message.message_id, error=str(exc))
+
+    def _nack(self, tag: int) -> None:
+        # dramatiq rejects a body it cannot decode this way, before the tag is known: book it too,
+        # or a multiple ack sent before the rejection would ack it.
+        self.known_tags.add(tag)
+        self._send_when_due(self.book.settle(tag, ack=False))
+
+    def _book(self, message: MessageProxy, *, ack: bool) -> None:
+        try:
+            schedule = self.book.settle(message._tag, ack=ack)
+        except KeyError:
+            # Delivered on a connection since closed: RabbitMQ redelivers it, as dramatiq's consumer warns.
+            log.warning("settled_unknown_tag", message_id=message.message_id)
+            return
+        self._send_when_due(schedule)
+
+    def _send_when_due(self, schedule: bool) -> None:
+        if schedule:
+            try:
+                self.connection.add_callback_threadsafe(self._send_settled)
+            except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as exc:
+                raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call] # unannotated in dramatiq
+
+    def _send_settled(self) -> None:
+        # pika's BlockingChannel flushes its socket after every frame, a loop of polls each time;
+        # its inner channel only queues the frame. All but the last go through the inner channel,
+        # and the last through BlockingChannel, whose flush then sends them all in one write.
+        frames = self.book.take().in_order()
+        for position, (ack, tag, multiple) in enumerate(frames, start=1):
+            channel = self.channel if position == len(frames) else self.channel._impl  # type: ignore[attr-defined] # see above; pinned in tests/unit/test_library_contracts.py
+            if ack:
+                channel.basic_ack(tag, multiple=multiple)
+            else:
+                channel.basic_nack(tag, requeue=False)
 
 
 class _EventsConsumer(_HeldAckConsumer):
