@@ -69,7 +69,7 @@ def send_test(settings: Settings, subscription: Subscription, event: Event | Non
     body = webhook_payload(event).encode()
     keys = [secret_key(secret) for secret in subscription.active_secrets(datetime.now(UTC))]
     headers = signed_headers(event.id, keys, body, int(time.time()))
-    with http.build_client(settings, max_connections=1) as client:
+    with http.build_client(settings, max_kept_alive=1) as client:
         response = http.post(
             client, subscription.url, headers=headers, body=body, timeout=settings.http_timeout
         )

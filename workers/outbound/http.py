@@ -1,12 +1,13 @@
 """Outbound HTTP: one connection pool per worker process, and one POST with a hard deadline.
 
-Requests go straight to httpcore's connection pool, the transport layer under
-httpx. A webhook POST needs none of what httpx's ``Client`` adds on top
-(cookies, auth, redirects, event hooks, request models), and skipping it
-saves CPU on every POST, which is the hottest path of a worker. httpx still
-parses each subscription URL, once.
+A webhook POST needs none of what httpx's ``Client`` adds (cookies, auth,
+redirects, event hooks, request models), and it is the hottest path of a
+worker. So requests go to hookline's own small pool of kept-alive connections
+(:mod:`workers.outbound.connections`): sockets opened by httpcore's network
+backend, HTTP/1.1 spoken by the standard library's ``http.client``. httpx
+still parses each subscription URL, once.
 
-httpcore has per-phase timeouts but no overall one, so a POST runs within
+Network calls have per-phase timeouts but no overall one, so a POST runs within
 one deadline, ``HOOKLINE_HTTP_TIMEOUT`` after it started, that every network
 call beneath it keeps (:mod:`workers.outbound.deadline`): name resolution,
 connect, TLS, sending, interim responses, headers and body together. At most
@@ -17,12 +18,14 @@ Connections are opened through the SSRF guard (:mod:`workers.outbound.netguard`)
 certificates are always verified, against ``HOOKLINE_CA_BUNDLE`` when it is set.
 Redirects are never followed: a 3xx is returned like any other status.
 
-httpcore exceptions are mapped to the most specific :mod:`workers.errors` type,
-chained with ``from``, so retry decisions read types, not strings.
+httpcore's and http.client's exceptions are mapped to the most specific
+:mod:`workers.errors` type, chained with ``from``, so retry decisions read
+types, not strings.
 """
 
 from __future__ import annotations
 
+import http.client
 import socket
 import ssl
 import time
@@ -43,10 +46,10 @@ from workers.errors import (
     DnsFailure,
     TlsFailure,
 )
-from workers.outbound import deadline, netguard
+from workers.outbound import connections, deadline, netguard
 from workers.settings import Settings
 
-USER_AGENT = f"hookline/{version('hookline')}".encode()
+USER_AGENT = f"hookline/{version('hookline')}"
 
 # OpenSSL's X509_V_ERR_* codes, as ssl.SSLCertVerificationError.verify_code, in words.
 _CERTIFICATE_PROBLEMS = {
@@ -77,7 +80,7 @@ class DeliveryClient:
     """The process's connection pool, and how much of a response body to keep."""
 
     def __init__(
-        self, pool: httpcore.ConnectionPool, *, connect_timeout: float, max_response_bytes: int
+        self, pool: connections.ConnectionPool, *, connect_timeout: float, max_response_bytes: int
     ) -> None:
         self.pool = pool
         self.connect_timeout = connect_timeout
@@ -96,20 +99,17 @@ class DeliveryClient:
 
 
 def build_client(
-    settings: Settings, *, max_connections: int = 100, resolver: netguard.Resolver = netguard.resolve
+    settings: Settings, *, max_kept_alive: int = 100, resolver: netguard.Resolver = netguard.resolve
 ) -> DeliveryClient:
-    """The process's one client: a shared, guarded connection pool.
+    """The process's one client: a shared pool of guarded connections, at most ``max_kept_alive`` idle.
 
-    ``resolver`` turns a host name into addresses; tests pass a fake one.
+    Each thread holds one connection while it makes a request, so the threads
+    bound how many are open at once. ``resolver`` turns a host name into
+    addresses; tests pass a fake one.
     """
     guarded = netguard.GuardedBackend(netguard.AddressPolicy.from_settings(settings), resolver)
     backend = deadline.DeadlineBackend(guarded)
-    pool = httpcore.ConnectionPool(
-        ssl_context=tls_context(settings),
-        max_connections=max_connections,
-        max_keepalive_connections=max_connections,
-        network_backend=backend,
-    )
+    pool = connections.ConnectionPool(backend, tls_context(settings), max_idle=max_kept_alive)
     return DeliveryClient(
         pool, connect_timeout=settings.http_connect_timeout, max_response_bytes=settings.max_response_bytes
     )
@@ -124,18 +124,21 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
 
 @dataclass(frozen=True, slots=True)
 class _Target:
-    url: httpcore.URL
-    headers: tuple[tuple[bytes, bytes], ...]  # Host (IPv6 literals bracketed) and User-Agent
+    origin: connections.Origin
+    path: str  # the request target, percent-encoded as httpx parsed it
+    headers: tuple[tuple[str, str], ...]  # Host (IPv6 literals bracketed) and User-Agent
 
 
 @lru_cache(maxsize=4096)
 def _target(url: str) -> _Target:
     # httpx parses: IDNA host names, IPv6 literals, percent-encoding. Once per URL, not per request.
     parsed = httpx.URL(url)
-    target = httpcore.URL(
-        scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
-    )
-    return _Target(target, ((b"Host", parsed.netloc), (b"User-Agent", USER_AGENT)))
+    if parsed.scheme not in ("http", "https"):
+        raise ConnectFailure(f"unsupported URL: scheme {parsed.scheme!r} is not http or https")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    origin = (parsed.scheme, parsed.raw_host.decode("ascii"), port)
+    host = parsed.netloc.decode("ascii")
+    return _Target(origin, parsed.raw_path.decode("ascii"), (("Host", host), ("User-Agent", USER_AGENT)))
 
 
 def post(
@@ -144,47 +147,39 @@ def post(
     """POST ``body`` and read the start of the answer, all within ``timeout`` seconds.
 
     Raises a :class:`DeliveryFailed` subclass; BlockedAddress comes as it is
-    from the guard below httpcore.
+    from the guard below the connections.
     """
     started = time.monotonic()
     target = _target(url)
-    phases = {"connect": client.connect_timeout, "read": timeout, "write": timeout, "pool": timeout}
-    request_headers = [*target.headers, *((k.encode(), v.encode()) for k, v in headers.items())]
     try:
-        with (
-            deadline.within(started + timeout),
-            client.pool.stream(
-                "POST", target.url, headers=request_headers, content=body, extensions={"timeout": phases}
-            ) as response,
-        ):
-            excerpt = _read_excerpt(response, client.max_response_bytes)
-    except httpcore.UnsupportedProtocol as exc:
-        raise ConnectFailure(f"unsupported URL: {exc}") from exc
+        with deadline.within(started + timeout):
+            answer = _exchange(client, target, [*target.headers, *headers.items()], body, timeout)
     except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
         raise _classify(exc) from exc
-    found = {name.lower(): value for name, value in response.headers}
+    except http.client.HTTPException as exc:
+        raise ConnectFailure(f"{type(exc).__name__}: {exc}") from exc
     return Response(
-        status=response.status,
-        body=excerpt,
+        status=answer.status,
+        body=answer.body,
         duration=time.monotonic() - started,
-        location=_text(found.get(b"location")),
-        retry_after=_text(found.get(b"retry-after")),
+        location=answer.headers.get("location"),
+        retry_after=answer.headers.get("retry-after"),
     )
 
 
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("latin-1")
-
-
-def _read_excerpt(response: httpcore.Response, limit: int) -> bytes:
-    if limit == 0:
-        return b""  # nothing is kept, so nothing is read: closing the stream drops the connection
-    excerpt = bytearray()
-    for chunk in response.iter_stream():
-        excerpt += chunk[: limit - len(excerpt)]
-        if len(excerpt) >= limit:
-            break
-    return bytes(excerpt)
+def _exchange(
+    client: DeliveryClient, target: _Target, headers: list[tuple[str, str]], body: bytes, timeout: float
+) -> connections.Answer:
+    connection = client.pool.checkout(target.origin, connect_timeout=client.connect_timeout, timeout=timeout)
+    reusable = False
+    try:
+        answer, reusable = connection.post(target.path, headers, body, client.max_response_bytes)
+    finally:
+        if reusable:
+            client.pool.checkin(target.origin, connection)
+        else:
+            connection.close()
+    return answer
 
 
 def _classify(exc: Exception) -> DeliveryFailed:
