@@ -14,10 +14,12 @@ attempts, numbered from 1 again, are kept beside the earlier ones.
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
+
+import orjson
 
 VERSION = 1
 # An endpoint's answer is kept to this many bytes: enough to read an error message.
@@ -124,23 +126,26 @@ def response_excerpt(body: bytes | None) -> str | None:
     return body[:RESPONSE_BODY_BYTES].decode("utf-8", errors="replace")
 
 
-def encode(records: list[Record]) -> bytes:
-    """One log message: the records one actor message produced."""
-    return json.dumps(
-        {"v": VERSION, "records": [asdict(record) for record in records]},
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode()
+def encode(records: Sequence[Record]) -> bytes:
+    """One log message holding ``records``, in order: compact UTF-8 JSON.
+
+    orjson writes the records (dataclasses, their states enums) as they are, at
+    a tenth of the cost of ``json.dumps`` over ``asdict``: workers encode every
+    record they make, and a recorder decodes it again. Records hold only
+    strings, small integers and floats, which it writes as the standard
+    library would read them back.
+    """
+    return orjson.dumps({"v": VERSION, "records": records})
 
 
 def decode(body: bytes) -> list[Record]:
     """The records of a log message; ValueError for anything else (the recorder parks it)."""
     try:
-        message = json.loads(body)
+        message = orjson.loads(body)
         if not isinstance(message, dict) or message.get("v") != VERSION:
             raise ValueError(f"not a version {VERSION} log message")
         return [_record(item) for item in message["records"]]
-    except (AttributeError, KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (AttributeError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
         # AttributeError: a record that is not an object (``item.pop`` on a list or a number).
         raise ValueError(f"not a log message: {exc}") from exc
 

@@ -11,10 +11,12 @@ event's data), is dropped for hookline's ``message_crashed`` (see
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any, TextIO, cast
 
+import orjson
 import structlog
 from structlog.typing import FilteringBoundLogger, Processor
 
@@ -36,7 +38,7 @@ def configure(settings: Settings, stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     renderer: Processor
     if resolve_format(settings, stream) == "json":
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_json_line)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
     shared: list[Processor] = [
@@ -76,6 +78,15 @@ class _NoMessageArguments(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("Failed to process message ")
+
+
+def _json_line(event: dict[str, Any], **options: Any) -> str:
+    # Every delivery logs a line: orjson renders it at a fraction of json.dumps's cost. The standard
+    # library's takes what orjson refuses (an integer over 64 bits), so a log call never raises.
+    try:
+        return orjson.dumps(event, default=options.get("default"), option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(event, separators=(",", ":"), ensure_ascii=False, **options)
 
 
 def get_logger(**context: Any) -> FilteringBoundLogger:
