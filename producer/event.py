@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from producer.errors import EventTooLarge, InvalidEvent
@@ -215,6 +216,9 @@ def _check_timestamp(value: object) -> None:
     _parse_timestamp(value)
 
 
+# A worker reads an event's timestamp twice, to check it and to time the delivery; replays
+# bring back the same few over and over. Parsing is pure, and what cannot be parsed raises each time.
+@lru_cache(maxsize=1024)
 def _parse_timestamp(value: str) -> datetime:
     match = TIMESTAMP_RE.fullmatch(value)
     if match is None:
