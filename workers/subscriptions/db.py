@@ -12,6 +12,7 @@ inside the package, so ``hookline setup`` works from an installed wheel with no
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,19 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetime given where a time zone is required")
         return value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # SQLite stores the text SQLAlchemy's DATETIME writes, "2026-11-28 10:00:00.000000": the
+        # delivery log binds several per row, and isoformat writes the same text at a fraction of
+        # the cost of SQLAlchemy's formatting (a test holds the two together).
+        def process(value: datetime | None) -> str | None:
+            utc = self.process_bind_param(value, dialect)
+            return None if utc is None else utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002 - TypeDecorator's signature
         if value is None:
