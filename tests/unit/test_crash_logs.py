@@ -11,19 +11,16 @@ import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
+from tests.support.loglines import json_log_lines
 from workers.middleware.fail_on_error import FailOnError
-from workers.observability import logs
-from workers.settings import Settings
 
 CARD = "4111 1111 1111 1111"
 
 
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    logs.configure(Settings(log_format="json", log_level="INFO"), stream=stream)
-    yield stream
-    logs.configure(Settings(log_format="json"))
+    with json_log_lines() as lines:
+        yield lines
 
 
 def crash_once(broker: StubBroker, **kwargs: Any) -> None:

@@ -8,17 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.loglines import json_log_lines
 from workers.observability import logs
-from workers.settings import Settings
 from workers.vocabulary import Reason
 
 
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    logs.configure(Settings(log_format="json", log_level="INFO"), stream=stream)
-    yield stream
-    logs.configure(Settings(log_format="json"))
+    with json_log_lines() as lines:
+        yield lines
 
 
 def lines(stream: io.StringIO) -> list[dict[str, object]]:
