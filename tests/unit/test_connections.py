@@ -7,6 +7,8 @@ accepted, so a test sees whether the client kept a connection or opened another.
 
 from __future__ import annotations
 
+import http.client as stdlib_http
+import inspect
 import socket
 import threading
 import time
@@ -183,6 +185,27 @@ def test_the_request_names_its_host_and_agent_and_carries_the_body_with_its_leng
     assert b"webhook-id: msg_1" in lines
     assert b"Content-Length: 7" in lines
     assert body == b'{"a":1}'
+
+
+def test_interim_answers_before_the_real_one_are_passed_over_and_the_connection_kept(
+    client: http.DeliveryClient,
+) -> None:
+    interim = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
+    with scripted(interim + b"HTTP/1.1 202 Accepted\r\nContent-Length: 4\r\n\r\nsoon", OK) as server:
+        first = post(client, server)
+        second = post(client, server)
+    assert (first.status, first.body) == (202, b"soon")
+    assert (second.status, second.body) == (200, b"ok")
+    assert server.accepted == 1
+
+
+def test_http_client_reads_each_status_line_through_the_method_hookline_overrides() -> None:
+    # workers/outbound/connections.py passes over interim answers in _read_status, and reads their
+    # headers with http.client's _read_headers: both private, both pinned here.
+    begin = inspect.getsource(stdlib_http.HTTPResponse.begin)
+    assert "self._read_status()" in begin
+    assert "_read_headers(self.fp)" in begin
+    assert list(inspect.signature(stdlib_http._read_headers).parameters) == ["fp"]  # type: ignore[attr-defined] # private
 
 
 @pytest.mark.parametrize(

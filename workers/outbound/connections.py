@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import httpcore
 
 Origin = tuple[str, str, int]  # scheme, host, port
+SWITCHING_PROTOCOLS = 101  # a final answer: nothing follows it on HTTP/1.1 as it was spoken
 Header = tuple[str, str]
 
 
@@ -92,6 +93,23 @@ class _StreamSocket:
                 self.stream.close()
 
 
+class _Response(http.client.HTTPResponse):
+    """``http.client``'s response, passing over every interim (1xx) answer, not only ``100 Continue``.
+
+    A receiver may send ``102 Processing`` or ``103 Early Hints`` before its
+    answer; ``http.client`` would take one for the answer itself. Each is read
+    through the deadline-keeping stream like the rest, so an endless run of
+    them ends at the attempt's deadline.
+    """
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc] # private, in the stubs as untyped
+            if not 100 <= status < 200 or status == SWITCHING_PROTOCOLS:
+                return version, status, reason
+            http.client._read_headers(self.fp)  # type: ignore[attr-defined] # its headers, then the next answer
+
+
 @dataclass
 class Answer:
     """A response: status, headers (names lower-cased) and at most the first ``limit`` bytes of the body."""
@@ -110,6 +128,7 @@ class Connection:
         # Host header: the name given here is used for neither. A real host could be an IPv6
         # literal, which http.client's constructor would misread as host:port.
         self.http = http.client.HTTPConnection("hookline.invalid")
+        self.http.response_class = _Response
         self.http.sock = self.socket  # http.client uses only sendall, makefile and close
 
     def post(self, target: str, headers: Sequence[Header], body: bytes, limit: int) -> tuple[Answer, bool]:
