@@ -129,12 +129,13 @@ class Connection:
         # literal, which http.client's constructor would misread as host:port.
         self.http = http.client.HTTPConnection("hookline.invalid")
         self.http.response_class = _Response
+        self._response: http.client.HTTPResponse | None = None
         self.http.sock = self.socket  # http.client uses only sendall, makefile and close
 
     def post(self, target: str, headers: Sequence[Header], body: bytes, limit: int) -> tuple[Answer, bool]:
         """Send the request and read the answer; True with it if the connection can serve another."""
         self.http.request("POST", target, body=body, headers=dict(headers))
-        response = self.http.getresponse()
+        response = self._response = self.http.getresponse()
         if limit:
             excerpt = response.read(limit)
         else:
@@ -152,6 +153,9 @@ class Connection:
         return not self.socket.stream.get_extra_info("is_readable")
 
     def close(self) -> None:
+        # A response that ends the connection holds its stream (http.client hands it over): close both.
+        if self._response is not None:
+            self._response.close()
         self.http.close()
 
 
