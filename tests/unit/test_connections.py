@@ -119,6 +119,18 @@ def test_one_connection_carries_one_post_after_another() -> None:
     assert server.accepted == 1
 
 
+def test_connections_past_the_idle_bound_are_closed_not_kept() -> None:
+    settings = Settings(allow_private_networks=True)
+    with scripted(OK) as server, http.build_client(settings, max_kept_alive=1) as client:
+        origin = ("http", "127.0.0.1", server.port)
+        first, second = (client.pool.checkout(origin, connect_timeout=2.0, timeout=2.0) for _ in range(2))
+        client.pool.checkin(origin, first)
+        client.pool.checkin(origin, second)  # one is idle already: this one is closed
+        wait_until(lambda: server.closed == 1)
+        assert client.pool.checkout(origin, connect_timeout=2.0, timeout=2.0) is first
+        assert server.accepted == 2
+
+
 def test_a_connection_the_server_closed_while_idle_is_replaced_not_written_to(
     client: http.DeliveryClient,
 ) -> None:

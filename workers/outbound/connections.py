@@ -169,6 +169,7 @@ class ConnectionPool:
         self._ssl_context = ssl_context
         self._max_idle = max_idle
         self._idle: dict[Origin, list[Connection]] = {}
+        self._idle_count = 0  # across origins: checked on every checkin, so kept, not summed
         self._lock = threading.Lock()
 
     def checkout(self, origin: Origin, *, connect_timeout: float, timeout: float) -> Connection:
@@ -183,14 +184,15 @@ class ConnectionPool:
     def checkin(self, origin: Origin, connection: Connection) -> None:
         """Keep ``connection`` for the next request to ``origin`` (closed if the pool is full)."""
         with self._lock:
-            if sum(map(len, self._idle.values())) < self._max_idle:
+            if self._idle_count < self._max_idle:
                 self._idle.setdefault(origin, []).append(connection)
+                self._idle_count += 1
                 return
         connection.close()
 
     def close(self) -> None:
         with self._lock:
-            idle, self._idle = self._idle, {}
+            idle, self._idle, self._idle_count = self._idle, {}, 0
         for connections in idle.values():
             for connection in connections:
                 connection.close()
@@ -198,7 +200,12 @@ class ConnectionPool:
     def _pop(self, origin: Origin) -> Connection | None:
         with self._lock:
             connections = self._idle.get(origin)
-            return connections.pop() if connections else None
+            if not connections:
+                return None
+            self._idle_count -= 1
+            if len(connections) == 1:
+                del self._idle[origin]  # an origin no longer sent to leaves nothing behind
+            return connections.pop()
 
     def _open(self, origin: Origin, connect_timeout: float, timeout: float) -> Connection:
         scheme, host, port = origin
