@@ -10,13 +10,14 @@ budget if only each read were timed.
 from __future__ import annotations
 
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from functools import partial
 
 import pytest
 
+from tests.support.loopback import serving
 from workers.errors import DeliveryTimeout, DnsFailure
 from workers.outbound import http
 from workers.settings import Settings
@@ -26,29 +27,9 @@ BUDGET = 1.0
 ALLOWED = BUDGET + 0.75
 
 
-@contextmanager
-def slow_server(play: Callable[[socket.socket], None]) -> Iterator[int]:
+def slow_server(play: Callable[[socket.socket], None]) -> AbstractContextManager[int]:
     """A loopback server that answers each connection with ``play``; yields its port."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=_play_then_close, args=(play, connection), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
+    return serving(partial(_play_then_close, play))
 
 
 def _play_then_close(play: Callable[[socket.socket], None], connection: socket.socket) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.support.loopback import serving
 from workers.errors import ConnectFailure
 from workers.outbound import http
 from workers.settings import Settings
@@ -27,7 +28,7 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 @dataclass
 class Server:
-    port: int
+    port: int = 0
     accepted: int = 0
     closed: int = 0
     requests: list[bytes] = field(default_factory=list)
@@ -36,13 +37,13 @@ class Server:
 @contextmanager
 def scripted(*responses: bytes, close_after_each: bool = False) -> Iterator[Server]:
     """A server answering the n-th request on any connection with ``responses[n]`` (the last repeats)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    server = Server(listener.getsockname()[1])
-    stop = threading.Event()
+    server = Server()
     script = _forever(responses)
     turn = threading.Lock()
 
     def answer(connection: socket.socket) -> None:
+        with turn:
+            server.accepted += 1
         with connection, suppress(OSError):  # the client may close first: that is its right
             while request := _request(connection):
                 with turn:
@@ -51,26 +52,12 @@ def scripted(*responses: bytes, close_after_each: bool = False) -> Iterator[Serv
                 connection.sendall(response)
                 if close_after_each:
                     break
-        server.closed += 1
+        with turn:
+            server.closed += 1
 
-    def serve() -> None:
-        listener.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            server.accepted += 1
-            threading.Thread(target=answer, args=(connection,), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
+    with serving(answer) as port:
+        server.port = port
         yield server
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
 
 
 def _request(connection: socket.socket) -> bytes:
