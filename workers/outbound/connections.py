@@ -23,14 +23,13 @@ import http.client
 import io
 import ssl
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpcore
 
 Origin = tuple[str, str, int]  # scheme, host, port
 SWITCHING_PROTOCOLS = 101  # a final answer: nothing follows it on HTTP/1.1 as it was spoken
-Header = tuple[str, str]
 
 
 class _StreamReader(io.RawIOBase):
@@ -132,9 +131,9 @@ class Connection:
         self._response: http.client.HTTPResponse | None = None
         self.http.sock = self.socket  # http.client uses only sendall, makefile and close
 
-    def post(self, target: str, headers: Sequence[Header], body: bytes, limit: int) -> tuple[Answer, bool]:
+    def post(self, target: str, headers: Mapping[str, str], body: bytes, limit: int) -> tuple[Answer, bool]:
         """Send the request and read the answer; True with it if the connection can serve another."""
-        self.http.request("POST", target, body=body, headers=dict(headers))
+        self.http.request("POST", target, body=body, headers=headers)
         response = self._response = self.http.getresponse()
         if limit:
             excerpt = response.read(limit)

@@ -126,7 +126,7 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
 class _Target:
     origin: connections.Origin
     path: str  # the request target, percent-encoded as httpx parsed it
-    headers: tuple[tuple[str, str], ...]  # Host (IPv6 literals bracketed) and User-Agent
+    headers: dict[str, str]  # Host (IPv6 literals bracketed) and User-Agent; shared, never changed
 
 
 @lru_cache(maxsize=4096)
@@ -138,7 +138,7 @@ def _target(url: str) -> _Target:
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     origin = (parsed.scheme, parsed.raw_host.decode("ascii"), port)
     host = parsed.netloc.decode("ascii")
-    return _Target(origin, parsed.raw_path.decode("ascii"), (("Host", host), ("User-Agent", USER_AGENT)))
+    return _Target(origin, parsed.raw_path.decode("ascii"), {"Host": host, "User-Agent": USER_AGENT})
 
 
 def post(
@@ -153,7 +153,7 @@ def post(
     target = _target(url)
     try:
         with deadline.within(started + timeout):
-            answer = _exchange(client, target, [*target.headers, *headers.items()], body, timeout)
+            answer = _exchange(client, target, {**target.headers, **headers}, body, timeout)
     except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
         raise _classify(exc) from exc
     except http.client.HTTPException as exc:
@@ -168,7 +168,7 @@ def post(
 
 
 def _exchange(
-    client: DeliveryClient, target: _Target, headers: list[tuple[str, str]], body: bytes, timeout: float
+    client: DeliveryClient, target: _Target, headers: dict[str, str], body: bytes, timeout: float
 ) -> connections.Answer:
     connection = client.pool.checkout(target.origin, connect_timeout=client.connect_timeout, timeout=timeout)
     reusable = False
