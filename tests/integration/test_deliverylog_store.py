@@ -80,6 +80,16 @@ def test_a_batch_written_twice_is_written_once(log: LogStore, log_engine: Engine
     assert rows(log_engine, "log_deliveries") == 2
 
 
+def test_a_delivery_counts_as_written_only_when_a_record_moves_it_forward(log: LogStore) -> None:
+    log.write([event("evt_1", at=T0), attempt("evt_1", SUB_A, 1, at=T0 + 1, state=Retrying, status=503)])
+
+    stale = log.write([state("evt_1", SUB_A, Pending, at=T0 + 2, reason="endpoint_busy")])  # fewer attempts
+    newer = log.write([attempt("evt_1", SUB_A, 2, at=T0 + 6, state=Delivered)])
+
+    assert (stale.deliveries, stale.attempts) == (0, 0)
+    assert (newer.deliveries, newer.attempts) == (1, 1)
+
+
 def test_an_attempt_that_lasted_a_whole_number_of_seconds_is_written_beside_fractional_ones(
     log: LogStore, log_engine: Engine
 ) -> None:

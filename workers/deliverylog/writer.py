@@ -41,6 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from workers.deliverylog import partitions
+from workers.deliverylog.bulk import BulkInsert
 from workers.deliverylog.records import (
     AttemptRecord,
     EventRecord,
@@ -108,6 +109,7 @@ class Writer:
     def __init__(self, dialect: str) -> None:
         self._partitioned = dialect == "postgresql"
         self._insert: Callable[[sa.Table], Any] = postgresql.insert if self._partitioned else sqlite.insert
+        self._bulk = BulkInsert(dialect)
         self._days: set[date] = set()
 
     def forget_partitions(self) -> None:
@@ -179,64 +181,39 @@ class Writer:
         return self._insert_new(connection, events_table, rows) + len(plan.completed)
 
     def _insert_new(self, connection: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
-        if not rows:
-            return 0
-        statement, parameters = self._rows_into(table, rows)
-        statement = statement.on_conflict_do_nothing().returning(table.primary_key.columns[0])
-        return len(connection.execute(statement, parameters).all())
-
-    def _rows_into(
-        self, table: sa.Table, rows: list[dict[str, Any]]
-    ) -> tuple[Any, list[dict[str, Any]] | None]:
-        """An INSERT of ``rows`` into ``table``, and the parameters to execute it with.
-
-        On PostgreSQL each column travels as one array, unnested server-side: a
-        statement of a few parameters however many rows, where a multi-row
-        VALUES list costs the driver time per parameter and executemany costs
-        the server a statement per row. On SQLite, executemany is the fast way.
-        """
-        if not self._partitioned:
-            return self._insert(table), rows
-        names = list(rows[0])
-        arrays = [
-            sa.bindparam(
-                f"{name}_values",
-                _column(rows, name, table.c[name].type),
-                type_=postgresql.ARRAY(table.c[name].type),
-            )
-            for name in names
-        ]
-        values = sa.func.unnest(*arrays).table_valued(*names).render_derived()
-        return self._insert(table).from_select(names, sa.select(*(values.c[name] for name in names))), None
+        return self._bulk.run(connection, table, rows, _do_nothing, "new")
 
     def _upsert_deliveries(self, connection: Connection, rows: list[dict[str, Any]]) -> int:
-        if not rows:
-            return 0
-        statement, parameters = self._rows_into(deliveries_table, rows)
-        stored, offered = deliveries_table.c, statement.excluded
-        newer = sa.tuple_(offered.attempts, offered.updated_at) > sa.tuple_(
-            stored.attempts, stored.updated_at
-        )
-        later_attempt = sa.and_(
-            offered.last_attempt_at.is_not(None),
-            sa.or_(stored.last_attempt_at.is_(None), offered.last_attempt_at > stored.last_attempt_at),
-        )
-        earlier = offered.created_at < stored.created_at
+        return self._bulk.run(connection, deliveries_table, rows, _move_forward, "forward")
 
-        def pick(condition: sa.ColumnElement[bool], column: str) -> sa.ColumnElement[Any]:
-            # Every CASE reads the row as it was before this statement, whatever the order of the SETs.
-            return sa.case((condition, offered[column]), else_=stored[column])
 
-        state_columns = ("state", "attempts", "last_reason", "next_attempt_at", "updated_at")
-        changes = {column: pick(newer, column) for column in state_columns}
-        changes |= {column: pick(later_attempt, column) for column in ("last_status", "last_attempt_at")}
-        changes["created_at"] = pick(earlier, "created_at")
-        statement = statement.on_conflict_do_update(
-            index_elements=[stored.id, stored.received_at],
-            set_=changes,
-            where=sa.or_(newer, later_attempt, earlier),
-        ).returning(stored.id)
-        return len(connection.execute(statement, parameters).all())
+def _do_nothing(statement: Any) -> Any:
+    return statement.on_conflict_do_nothing()
+
+
+def _move_forward(statement: Any) -> Any:
+    """A delivery's row takes the offered state only if newer, its last attempt only if later."""
+    stored, offered = deliveries_table.c, statement.excluded
+    newer = sa.tuple_(offered.attempts, offered.updated_at) > sa.tuple_(stored.attempts, stored.updated_at)
+    later_attempt = sa.and_(
+        offered.last_attempt_at.is_not(None),
+        sa.or_(stored.last_attempt_at.is_(None), offered.last_attempt_at > stored.last_attempt_at),
+    )
+    earlier = offered.created_at < stored.created_at
+
+    def pick(condition: sa.ColumnElement[bool], column: str) -> sa.ColumnElement[Any]:
+        # Every CASE reads the row as it was before this statement, whatever the order of the SETs.
+        return sa.case((condition, offered[column]), else_=stored[column])
+
+    state_columns = ("state", "attempts", "last_reason", "next_attempt_at", "updated_at")
+    changes = {column: pick(newer, column) for column in state_columns}
+    changes |= {column: pick(later_attempt, column) for column in ("last_status", "last_attempt_at")}
+    changes["created_at"] = pick(earlier, "created_at")
+    return statement.on_conflict_do_update(
+        index_elements=[stored.id, stored.received_at],
+        set_=changes,
+        where=sa.or_(newer, later_attempt, earlier),
+    )
 
 
 def _plan(connection: Connection, records: Sequence[Record], keep_since: datetime) -> _Plan:
@@ -417,15 +394,3 @@ def _moment(seconds: float) -> datetime:
 
 def _maybe_moment(seconds: float | None) -> datetime | None:
     return None if seconds is None else _moment(seconds)
-
-
-def _column(rows: list[dict[str, Any]], name: str, kind: sa.types.TypeEngine[Any]) -> list[Any]:
-    """One column's values as one array; a float column's as floats only.
-
-    JSON gives ``0`` for a float that happens to be whole (an attempt refused before any
-    request lasted 0 s), and psycopg refuses an array that mixes ints and floats.
-    """
-    values = [row[name] for row in rows]
-    if isinstance(kind, sa.Float):
-        return [None if value is None else float(value) for value in values]
-    return values
