@@ -242,3 +242,44 @@ def test_an_endpoint_failing_fast_keeps_its_whole_cap() -> None:
     guard.enter(SLOW)
     guard.leave(SLOW, RetryableHttpStatus("HTTP 503", status=503))
     assert [guard.enter(SLOW) for _ in range(4)] == [None, None, None, None]
+
+
+def test_waiters_are_refused_when_the_request_they_waited_for_opens_the_breaker() -> None:
+    guard = Endpoints(max_in_flight=1, failure_threshold=1, cooldown=30)
+    guard.enter(SLOW)
+    guard.leave(SLOW, None)
+    assert guard.enter(SLOW) is None  # at its cap
+    with ThreadPoolExecutor(2) as pool:
+        waiting = [pool.submit(guard.enter, SLOW, 5.0) for _ in range(2)]
+        time.sleep(0.2)  # both are waiting by now
+        assert guard.leave(SLOW, DeliveryTimeout("timed out")) == BreakerChange.OPENED
+        assert [future.result() for future in waiting] == [Refusal.CIRCUIT_OPEN] * 2
+
+
+class CountingCondition(threading.Condition):
+    wake_ups = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        woken = super().wait(timeout)
+        CountingCondition.wake_ups += woken
+        return woken
+
+
+def test_a_finished_request_wakes_one_waiter_not_every_one() -> None:
+    # Each wake-up costs a thread a turn at the GIL: waking every waiter per request made deliveries
+    # dearer the more threads waited for a busy endpoint.
+    guard = Endpoints(max_in_flight=1, failure_threshold=5, cooldown=30)
+    guard.enter(SLOW)
+    state = guard._endpoints[SLOW]  # counts the wake-ups of this endpoint's waiters only
+    state.slot_freed = CountingCondition(guard._lock)  # on the lock it was made on
+    guard.leave(SLOW, None)
+    assert guard.enter(SLOW) is None  # at its cap
+    with ThreadPoolExecutor(4) as pool:
+        waiting = [pool.submit(guard.enter, SLOW, 5.0) for _ in range(4)]
+        time.sleep(0.2)  # all four are waiting by now
+        guard.leave(SLOW, None)
+        time.sleep(0.2)
+        assert CountingCondition.wake_ups == 1
+        for _ in range(3):
+            guard.leave(SLOW, None)
+        assert [future.result() for future in waiting] == [None] * 4

@@ -143,15 +143,25 @@ class Endpoints:
 
     def _wait_for_slot(self, state: _Endpoint, deadline: float) -> Refusal | None:
         """None once a slot is free; OPEN if the breaker opened meanwhile, BUSY at the deadline."""
-        while state.in_flight >= self._cap(state):
-            if state.open_until:
-                # It opened while this one waited: no probe is due before its cooldown.
-                return Refusal.CIRCUIT_OPEN
+        while not state.open_until:
+            if state.in_flight < self._cap(state):
+                return None
             left = deadline - time.monotonic()
             if left <= 0:
+                # A slot freed as the wait ran out woke this one: hand it to the next waiter.
+                self._wake_for_free_slots(state)
                 return Refusal.ENDPOINT_BUSY
             state.slot_freed.wait(left)
-        return None
+        # It opened while this one waited: no probe is due before its cooldown.
+        return Refusal.CIRCUIT_OPEN
+
+    def _wake_for_free_slots(self, state: _Endpoint) -> None:
+        # One waiter per free slot: a slot a newly arrived thread took meanwhile is not free, and the
+        # waiter woken for it sleeps again until the next one. Waking all would cost every waiter a
+        # wake-up and a turn at the GIL per finished request, to find nothing.
+        free = self._cap(state) - state.in_flight
+        if free > 0 and state.waiters:
+            state.slot_freed.notify(free)
 
     def _probe(self, state: _Endpoint) -> Refusal | None:
         """While the breaker is open: OPEN, except for one probe once the cooldown is over (half-open)."""
@@ -183,22 +193,27 @@ class Endpoints:
             # Only a timeout held a thread for long; an endpoint failing fast costs threads nothing.
             state.timed_out = isinstance(failure, DeliveryTimeout)
             state.answering = not state.timed_out
-            # Every waiter re-checks: the cap may have grown from 1, and a woken waiter may find its
-            # slot already taken by a thread that just arrived. Waking only one would leave the others
-            # asleep until their wait ran out and sent them to RabbitMQ, deferring work a slot was free for.
-            state.slot_freed.notify_all()
-            was_probe, state.probing = state.probing, False
-            if not trouble:
-                was_open = bool(state.open_until)
-                state.failures, state.open_until, state.cooldown = 0, 0.0, 0.0
-                return BreakerChange.CLOSED if was_open else None
-            state.failures += 1
-            if was_probe or state.failures >= self.failure_threshold:
-                limit = self.base_cooldown * 10
-                state.cooldown = min(limit, state.cooldown * 2) if was_probe else self.base_cooldown
-                state.open_until = self.clock() + state.cooldown
-                return BreakerChange.OPENED
-            return None
+            change = self._count(state, trouble=trouble)
+            if change is BreakerChange.OPENED:
+                state.slot_freed.notify_all()  # every waiter leaves, refused
+            else:
+                self._wake_for_free_slots(state)  # the cap may have grown from 1: maybe several
+            return change
+
+    def _count(self, state: _Endpoint, *, trouble: bool) -> BreakerChange | None:
+        """Count a request's outcome towards the breaker; OPENED or CLOSED if that changed it."""
+        was_probe, state.probing = state.probing, False
+        if not trouble:
+            was_open = bool(state.open_until)
+            state.failures, state.open_until, state.cooldown = 0, 0.0, 0.0
+            return BreakerChange.CLOSED if was_open else None
+        state.failures += 1
+        if was_probe or state.failures >= self.failure_threshold:
+            limit = self.base_cooldown * 10
+            state.cooldown = min(limit, state.cooldown * 2) if was_probe else self.base_cooldown
+            state.open_until = self.clock() + state.cooldown
+            return BreakerChange.OPENED
+        return None
 
     def reopens_in(self, endpoint: str) -> float:
         """Seconds until the endpoint's open breaker lets a probe through (0 if it is not open)."""
