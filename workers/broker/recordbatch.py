@@ -23,10 +23,11 @@ from workers.deliverylog import records as log_records
 from workers.deliverylog.records import AttemptRecord, EventRecord, Record
 from workers.errors import RecordsNotStored
 
-# Long enough to gather a busy worker's records into a few messages (a publish and confirm per event
-# would cost the worker and RabbitMQ more than the records), short next to the prefetch headroom the
-# held acks use (workers/broker/rabbitmq.py): at 2,000 messages/s a process holds about 20 meanwhile.
-LINGER_SECONDS = 0.01
+# As the delay batches': each log message costs the worker a publish and a confirm, and its batch
+# of acks a turn of the consumer's connection thread, so fewer, larger ones leave more CPU for
+# deliveries (docs/performance.md, "Acks held for the log"). The prefetch headroom of the held acks
+# (workers/broker/rabbitmq.py) covers what a process holds meanwhile at its highest rates.
+LINGER_SECONDS = 0.05
 MAX_ITEMS = 1000  # actor messages in one log message
 MAX_BYTES = 4 * 1024 * 1024  # as a delay batch: a unit of work the recorder holds in memory
 CONNECTION_NAME = "hookline log publisher"
