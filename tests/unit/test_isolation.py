@@ -29,6 +29,15 @@ def endpoints(clock: Clock, max_in_flight: int = 2) -> Endpoints:
     return Endpoints(max_in_flight=max_in_flight, failure_threshold=3, cooldown=30.0, clock=clock)
 
 
+def answering_at_its_cap(failure_threshold: int = 5) -> Endpoints:
+    """A guard whose endpoint answered once and has its one slot taken: the next enter() waits."""
+    guard = Endpoints(max_in_flight=1, failure_threshold=failure_threshold, cooldown=30)
+    guard.enter(SLOW)
+    guard.leave(SLOW, None)
+    assert guard.enter(SLOW) is None
+    return guard
+
+
 def fail(guard: Endpoints, times: int) -> list[str | None]:
     opened = []
     for _ in range(times):
@@ -223,10 +232,7 @@ def test_no_more_threads_than_the_cap_wait_for_a_new_endpoints_first_answer(
 
 
 def test_any_number_of_threads_wait_for_an_endpoint_that_answers() -> None:
-    guard = Endpoints(max_in_flight=1, failure_threshold=5, cooldown=30)
-    guard.enter(SLOW)
-    guard.leave(SLOW, None)
-    assert guard.enter(SLOW) is None  # at its cap
+    guard = answering_at_its_cap()
     with ThreadPoolExecutor(4) as pool:
         waiting = [pool.submit(guard.enter, SLOW, 5.0) for _ in range(4)]
         time.sleep(0.2)  # all four are waiting by now; if not, they only arrive later
@@ -245,10 +251,7 @@ def test_an_endpoint_failing_fast_keeps_its_whole_cap() -> None:
 
 
 def test_waiters_are_refused_when_the_request_they_waited_for_opens_the_breaker() -> None:
-    guard = Endpoints(max_in_flight=1, failure_threshold=1, cooldown=30)
-    guard.enter(SLOW)
-    guard.leave(SLOW, None)
-    assert guard.enter(SLOW) is None  # at its cap
+    guard = answering_at_its_cap(failure_threshold=1)
     with ThreadPoolExecutor(2) as pool:
         waiting = [pool.submit(guard.enter, SLOW, 5.0) for _ in range(2)]
         time.sleep(0.2)  # both are waiting by now
@@ -268,12 +271,9 @@ class CountingCondition(threading.Condition):
 def test_a_finished_request_wakes_one_waiter_not_every_one() -> None:
     # Each wake-up costs a thread a turn at the GIL: waking every waiter per request made deliveries
     # dearer the more threads waited for a busy endpoint.
-    guard = Endpoints(max_in_flight=1, failure_threshold=5, cooldown=30)
-    guard.enter(SLOW)
+    guard = answering_at_its_cap()
     state = guard._endpoints[SLOW]  # counts the wake-ups of this endpoint's waiters only
     state.slot_freed = CountingCondition(guard._lock)  # on the lock it was made on
-    guard.leave(SLOW, None)
-    assert guard.enter(SLOW) is None  # at its cap
     with ThreadPoolExecutor(4) as pool:
         waiting = [pool.submit(guard.enter, SLOW, 5.0) for _ in range(4)]
         time.sleep(0.2)  # all four are waiting by now
