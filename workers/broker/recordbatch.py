@@ -25,8 +25,8 @@ from workers.errors import RecordsNotStored
 
 # As the delay batches': each log message costs the worker a publish and a confirm, and its batch
 # of acks a turn of the consumer's connection thread, so fewer, larger ones leave more CPU for
-# deliveries (docs/performance.md, "Acks held for the log"). The prefetch headroom of the held acks
-# (workers/broker/rabbitmq.py) covers what a process holds meanwhile at its highest rates.
+# deliveries (docs/performance.md, "Issue 17: where a delivery's CPU went"). The prefetch headroom
+# of the held acks (workers/broker/rabbitmq.py) covers what a process holds meanwhile.
 LINGER_SECONDS = 0.05
 MAX_ITEMS = 1000  # actor messages in one log message
 MAX_BYTES = 4 * 1024 * 1024  # as a delay batch: a unit of work the recorder holds in memory
